@@ -1,0 +1,1 @@
+"""Command-line interface (typer). Command bodies import their heavy modules lazily so `--help` stays fast."""

@@ -1,0 +1,235 @@
+"""The `KeypointSchema`: names, OKS sigmas, flip pairs, skeleton and groups of one keypoint set.
+
+A schema is the single source of truth every other layer reads: the data loader checks keypoint counts and
+category names against it, augmentation flips with its pairs, heads size their output from it and metrics
+take their OKS sigmas from it. It is immutable and validated on construction, so a schema that exists is
+a schema that is consistent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from poseadapt.errors import SchemaError
+
+YAML_FIELDS = ("name", "keypoints", "sigmas", "flip_pairs", "skeleton", "groups")
+
+_SIDE_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("left_", "right_"),
+    ("l_", "r_"),
+    ("_left", "_right"),
+    ("_l", "_r"),
+    ("left", "right"),
+)
+
+
+def _mirror_name(name: str) -> str | None:
+    """Return the name of the other side (left_knee -> right_knee), or None when the name has no side."""
+    for left, right in _SIDE_PATTERNS:
+        for a, b in ((left, right), (right, left)):
+            if a.startswith("_"):
+                if name.endswith(a):
+                    return name[: -len(a)] + b
+            elif a.endswith("_"):
+                if name.startswith(a):
+                    return b + name[len(a) :]
+            elif re.search(rf"(^|_){a}(_|$)", name):
+                return re.sub(rf"(^|_){a}(_|$)", rf"\g<1>{b}\g<2>", name, count=1)
+    return None
+
+
+def derive_flip_pairs(keypoints: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """Flip pairs from left/right names: every `left_X` whose `right_X` exists (and the other spellings)."""
+    present = set(keypoints)
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name in keypoints:
+        if name in seen:
+            continue
+        other = _mirror_name(name)
+        if other is not None and other in present and other != name and other not in seen:
+            left, right = (name, other) if _is_left(name) else (other, name)
+            pairs.append((left, right))
+            seen.update((name, other))
+    return tuple(pairs)
+
+
+def _is_left(name: str) -> bool:
+    return bool(re.search(r"(^|_)(left|l)(_|$)", name)) or name.startswith("left")
+
+
+@dataclass(frozen=True)
+class KeypointSchema:
+    """An ordered keypoint set with everything needed to train, flip and evaluate on it.
+
+    `flip_pairs`, `skeleton` and `groups` hold keypoint *names*; index views (`flip_index`, `skeleton_index`,
+    `group_index`) are derived from them.
+    """
+
+    name: str
+    keypoints: tuple[str, ...]
+    sigmas: tuple[float, ...]
+    flip_pairs: tuple[tuple[str, str], ...] = ()
+    skeleton: tuple[tuple[str, str], ...] = ()
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keypoints", tuple(str(k) for k in self.keypoints))
+        object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        object.__setattr__(self, "flip_pairs", tuple((str(a), str(b)) for a, b in self.flip_pairs))
+        object.__setattr__(self, "skeleton", tuple((str(a), str(b)) for a, b in self.skeleton))
+        object.__setattr__(self, "groups", {str(g): tuple(str(n) for n in ns) for g, ns in self.groups.items()})
+        self._validate()
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        where = f"schema '{self.name}'"
+        if not self.name or not isinstance(self.name, str):
+            raise SchemaError("schema has no name")
+        if not self.keypoints:
+            raise SchemaError(f"{where}: no keypoints")
+        seen: set[str] = set()
+        dups = [k for k in self.keypoints if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+        if dups:
+            raise SchemaError(f"{where}: duplicate keypoint names: {', '.join(sorted(set(dups)))}")
+        if len(self.sigmas) != len(self.keypoints):
+            raise SchemaError(
+                f"{where}: {len(self.sigmas)} sigmas for {len(self.keypoints)} keypoints (need one sigma each)"
+            )
+        bad = [s for s in self.sigmas if not (math.isfinite(s) and s > 0)]
+        if bad:
+            raise SchemaError(f"{where}: sigmas must be finite and > 0, got {bad[:3]}")
+        names = set(self.keypoints)
+        used: set[str] = set()
+        for a, b in self.flip_pairs:
+            for n in (a, b):
+                if n not in names:
+                    raise SchemaError(f"{where}: flip pair ({a}, {b}) names unknown keypoint '{n}'")
+                if n in used:
+                    raise SchemaError(f"{where}: keypoint '{n}' appears in more than one flip pair")
+                used.add(n)
+            if a == b:
+                raise SchemaError(f"{where}: flip pair ({a}, {b}) pairs a keypoint with itself")
+        for a, b in self.skeleton:
+            for n in (a, b):
+                if n not in names:
+                    raise SchemaError(f"{where}: skeleton edge ({a}, {b}) names unknown keypoint '{n}'")
+        for g, members in self.groups.items():
+            unknown = [n for n in members if n not in names]
+            if unknown:
+                raise SchemaError(f"{where}: group '{g}' names unknown keypoints {unknown[:3]}")
+
+    # ------------------------------------------------------------------ views
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoints)
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.keypoints.index(name)
+        except ValueError:
+            raise SchemaError(f"schema '{self.name}' has no keypoint '{name}'") from None
+
+    @property
+    def flip_index(self) -> tuple[int, ...]:
+        """Permutation p such that flipped[..., i, :] = original[..., p[i], :] after mirroring x."""
+        perm = list(range(len(self.keypoints)))
+        for a, b in self.flip_pairs:
+            ia, ib = self.index(a), self.index(b)
+            perm[ia], perm[ib] = ib, ia
+        return tuple(perm)
+
+    @property
+    def flip_pair_index(self) -> tuple[tuple[int, int], ...]:
+        return tuple((self.index(a), self.index(b)) for a, b in self.flip_pairs)
+
+    @property
+    def skeleton_index(self) -> tuple[tuple[int, int], ...]:
+        return tuple((self.index(a), self.index(b)) for a, b in self.skeleton)
+
+    def group_index(self, group: str) -> tuple[int, ...]:
+        if group not in self.groups:
+            raise SchemaError(f"schema '{self.name}' has no group '{group}' (has: {', '.join(self.groups)})")
+        return tuple(self.index(n) for n in self.groups[group])
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> KeypointSchema:
+        """Build from the YAML layout; unknown top-level fields are an error (typos must not pass silently)."""
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"schema {source or ''} must be a mapping with fields {', '.join(YAML_FIELDS)}")
+        unknown = sorted(set(data) - set(YAML_FIELDS))
+        if unknown:
+            raise SchemaError(
+                f"schema {data.get('name', source)!r}: unknown field(s) {unknown}; allowed: {', '.join(YAML_FIELDS)}"
+            )
+        for required in ("name", "keypoints", "sigmas"):
+            if required not in data:
+                raise SchemaError(f"schema {data.get('name', source)!r}: missing field '{required}'")
+        keypoints = data["keypoints"]
+        if not isinstance(keypoints, list) or not all(isinstance(k, str) for k in keypoints):
+            raise SchemaError(f"schema {data['name']!r}: 'keypoints' must be a list of names")
+        sigmas = data["sigmas"]
+        if not isinstance(sigmas, list) or not all(isinstance(s, int | float) for s in sigmas):
+            raise SchemaError(f"schema {data['name']!r}: 'sigmas' must be a list of numbers")
+        flip = data.get("flip_pairs")
+        flip_pairs = derive_flip_pairs(keypoints) if flip is None else _pairs(flip, data["name"], "flip_pairs")
+        return cls(
+            name=str(data["name"]),
+            keypoints=tuple(keypoints),
+            sigmas=tuple(sigmas),
+            flip_pairs=flip_pairs,
+            skeleton=_pairs(data.get("skeleton") or [], data["name"], "skeleton"),
+            groups=dict(data.get("groups") or {}),
+            source=source,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "keypoints": list(self.keypoints),
+            "sigmas": list(self.sigmas),
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "skeleton": [list(e) for e in self.skeleton],
+        }
+        if self.groups:
+            out["groups"] = {g: list(ns) for g, ns in self.groups.items()}
+        return out
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> KeypointSchema:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise SchemaError(f"schema file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            at = f" (line {line + 1})" if line is not None else ""
+            raise SchemaError(f"schema file {path} is not valid YAML{at}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=120)
+
+
+def _pairs(value: Iterable[Any], schema: str, what: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in value:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise SchemaError(f"schema {schema!r}: each entry of '{what}' must be a pair of names, got {item!r}")
+        out.append((str(item[0]), str(item[1])))
+    return tuple(out)
