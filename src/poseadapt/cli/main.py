@@ -86,6 +86,14 @@ def score(
     score_cmd.run(gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out)
 
 
+# ---------------------------------------------------------------------------------------------- synth
+# (synthetic populations: commands go here)
+
+
+# ---------------------------------------------------------------------------------------------- models
+# (import / export / predict / eval commands go here)
+
+
 def main(argv: list[str] | None = None) -> None:
     from poseadapt.errors import PoseAdaptError
 
