@@ -39,9 +39,20 @@ def get_schema(name_or_path: str | Path | KeypointSchema) -> KeypointSchema:
 
 
 def find_builtin_by_keypoints(keypoint_names: list[str]) -> KeypointSchema | None:
-    """The built-in whose keypoint names equal these, in order (used to infer a schema from COCO categories)."""
+    """The built-in whose keypoints are these, in order (to infer a schema from COCO categories).
+
+    Exact names first; then the same points under another spelling (`L_Eye` = `left_eye`), since real datasets'
+    category names are rarely our snake_case ones. Order must agree: a reordered set is a different schema.
+    """
+    from poseadapt.schemas.mapping import canonical_keypoint_name
+
     names = tuple(keypoint_names)
-    for schema in list_schemas():
+    schemas = list_schemas()
+    for schema in schemas:
         if schema.keypoints == names:
+            return schema
+    canonical = tuple(canonical_keypoint_name(n) for n in names)
+    for schema in schemas:
+        if len(schema.keypoints) == len(names) and tuple(map(canonical_keypoint_name, schema.keypoints)) == canonical:
             return schema
     return None

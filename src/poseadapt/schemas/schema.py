@@ -183,13 +183,18 @@ class KeypointSchema:
             raise SchemaError(f"schema {data['name']!r}: 'sigmas' must be a list of numbers")
         flip = data.get("flip_pairs")
         flip_pairs = derive_flip_pairs(keypoints) if flip is None else _pairs(flip, data["name"], "flip_pairs")
+        groups = data.get("groups") or {}
+        if not isinstance(groups, Mapping) or not all(
+            isinstance(m, list) and all(isinstance(n, str) for n in m) for m in groups.values()
+        ):
+            raise SchemaError(f"schema {data['name']!r}: 'groups' must map each group name to a list of keypoint names")
         return cls(
             name=str(data["name"]),
             keypoints=tuple(keypoints),
             sigmas=tuple(sigmas),
             flip_pairs=flip_pairs,
             skeleton=_pairs(data.get("skeleton") or [], data["name"], "skeleton"),
-            groups=dict(data.get("groups") or {}),
+            groups=dict(groups),
             source=source,
         )
 
@@ -214,6 +219,8 @@ class KeypointSchema:
             raise SchemaError(f"schema file not found: {path}")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"cannot read schema file {path}: {exc.__class__.__name__}") from None
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             at = f" (line {line + 1})" if line is not None else ""
