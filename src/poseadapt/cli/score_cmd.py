@@ -1,0 +1,84 @@
+"""`poseadapt score`: score a COCO results file against COCO keypoint ground truth and print a table or JSON.
+
+Kept light on purpose: the whole process is timed against pycocotools (benchmarks/bench_score.py), so nothing
+here imports more than numpy, msgspec and the scoring engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from poseadapt.errors import PoseAdaptError
+
+if TYPE_CHECKING:
+    from poseadapt.evaluate.score import ScoreResult
+
+
+def parse_normalize(text: str) -> str | float:
+    """`bbox`, `torso`, `head`, or a positive length in pixels."""
+    key = text.strip().lower()
+    if key in ("bbox", "torso", "head"):
+        return key
+    try:
+        value = float(key)
+    except ValueError:
+        raise PoseAdaptError(f"--normalize must be bbox, torso, head or a length in pixels, got '{text}'") from None
+    if not (math.isfinite(value) and value > 0):
+        raise PoseAdaptError(f"--normalize length must be a positive number of pixels, got '{text}'")
+    return value
+
+
+def run(
+    gt: Path,
+    pred: Path,
+    schema: str | None,
+    metric: str,
+    alpha: float | None,
+    normalize: str,
+    per_keypoint: bool,
+    json_out: bool,
+    engine: str = "hotcoco",
+) -> None:
+    """Score and print: one JSON object with `--json`, else an aligned table (plus per-keypoint rows if asked)."""
+    from poseadapt.evaluate.score import score_files
+
+    result = score_files(
+        gt,
+        pred,
+        schema=schema,
+        metric=metric,
+        alpha=alpha,
+        normalize=parse_normalize(normalize),
+        per_keypoint=per_keypoint,
+        engine=engine,
+    )
+    if json_out:
+        sys.stdout.write(json.dumps(_json_safe(result.to_dict()), indent=2) + "\n")
+        return
+    sys.stdout.write(render(result) + "\n")
+
+
+def render(result: ScoreResult) -> str:
+    """The human-readable report of a `ScoreResult`."""
+    from poseadapt.evaluate.report import format_table
+
+    info = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.info.items() if v is not None)
+    lines = [f"schema {result.schema} | {info}", ""]
+    lines.append(format_table(["metric", "value"], list(result.values.items())))
+    if result.per_keypoint:
+        label = "AP" if result.metric == "ap" else result.metric.upper()
+        lines += ["", format_table(["keypoint", label], list(result.per_keypoint.items()))]
+    return "\n".join(lines)
+
+
+def _json_safe(value: object) -> object:
+    """NaN (a keypoint nobody labelled) becomes null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
