@@ -1,0 +1,83 @@
+"""`poseadapt synth`: render a synthetic population to a COCO dataset, with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from poseadapt.errors import PoseAdaptError
+
+
+def parse_people(text: str) -> int | tuple[int, int]:
+    """'2' -> 2, '1-3' -> (1, 3)."""
+    try:
+        if "-" in text:
+            lo, hi = text.split("-", 1)
+            return int(lo), int(hi)
+        return int(text)
+    except ValueError:
+        raise PoseAdaptError(f"--people must be N or LO-HI (e.g. 1-3), got '{text}'") from None
+
+
+def run(
+    population: str,
+    view: str,
+    n: int,
+    size: int,
+    out: Path,
+    seed: int,
+    schemas: list[str] | None,
+    people: str,
+    backgrounds: Path | None,
+    image_format: str,
+    workers: int,
+    preview: bool,
+    json_out: bool,
+) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from poseadapt.synth import write_dataset
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(f"synth {population} ({view})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=json_out or n < 50 or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("render", total=n)
+        files = write_dataset(
+            out,
+            population,
+            view=view,
+            n=n,
+            size=size,
+            seed=seed,
+            schemas=schemas or None,
+            people=parse_people(people),
+            backgrounds=backgrounds,
+            image_format=image_format,
+            preview=preview,
+            workers=workers,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+    result = {
+        "images": str(files.images),
+        "annotations": {k: str(v) for k, v in files.annotations.items()},
+        "preview": str(files.preview) if files.preview else None,
+        "n": n,
+    }
+    if json_out:
+        import json
+
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    lines = [f"wrote {n} images to {files.images}"]
+    lines += [f"  {name}: {path}" for name, path in files.annotations.items()]
+    if files.preview:
+        lines.append(f"  preview: {files.preview}")
+    sys.stdout.write("\n".join(lines) + "\n")
