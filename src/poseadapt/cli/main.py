@@ -73,25 +73,180 @@ def score(
         str | None, typer.Option("--schema", help="Schema name or YAML (default: inferred from GT categories).")
     ] = None,
     metric: Annotated[str, typer.Option("--metric", help="ap | pck | pckh | auc | epe")] = "ap",
-    alpha: Annotated[float, typer.Option("--alpha", help="PCK threshold as a fraction of the normaliser.")] = 0.2,
+    alpha: Annotated[
+        float | None,
+        typer.Option("--alpha", help="PCK threshold, a fraction of the normaliser [pck 0.2, pckh 0.5; auc: max 0.5]."),
+    ] = None,
     normalize: Annotated[
         str, typer.Option("--normalize", help="PCK normaliser: bbox | torso | head | a length in pixels.")
     ] = "bbox",
     per_keypoint: Annotated[bool, typer.Option("--per-keypoint", help="Add per-keypoint breakdown.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    engine: Annotated[str, typer.Option("--engine", hidden=True, help="OKS AP engine: hotcoco | pycocotools")] = (
+        "hotcoco"
+    ),
 ) -> None:
     """Score predictions against ground truth: OKS AP/AR (COCO), PCK, PCKh, AUC or EPE."""
     from poseadapt.cli import score_cmd
 
-    score_cmd.run(gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out)
+    score_cmd.run(gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out, engine)
+
+
+# ---------------------------------------------------------------------------------------------- check (data)
+@app.command("check")
+def check(
+    ann: Annotated[Path, typer.Option("--ann", help="COCO keypoint JSON to validate.")],
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Image folder: check that every listed image exists and is one.")
+    ] = None,
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="Schema name or YAML (default: inferred from the categories).")
+    ] = None,
+    decode: Annotated[bool, typer.Option("--decode", help="Also decode every image (slower).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate a dataset up front: annotations against the schema, boxes, ids, and image files."""
+    from poseadapt.cli import check_cmd
+
+    check_cmd.run(ann, images, schema, decode, json_out)
 
 
 # ---------------------------------------------------------------------------------------------- synth
 # (synthetic populations: commands go here)
+@app.command("synth")
+def synth(
+    population: Annotated[str, typer.Option("--population", help="adult | infant | elderly | wheelchair")] = "adult",
+    view: Annotated[str, typer.Option("--view", help="top | diagonal | side | front | random")] = "random",
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 100,
+    size: Annotated[int, typer.Option("--size", help="Image width and height in pixels.")] = 256,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (images/, annotations/, preview.png).")] = Path(
+        "synth_out"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same dataset (byte-identical JSON).")] = 0,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option("--schema", help="Schema(s) to write (repeatable; default: coco17 and the population's own)."),
+    ] = None,
+    people: Annotated[str, typer.Option("--people", help="People per image: N or a range LO-HI.")] = "1",
+    backgrounds: Annotated[
+        Path | None, typer.Option("--backgrounds", help="Folder of background images (default: procedural).")
+    ] = None,
+    image_format: Annotated[str, typer.Option("--format", help="jpg | png")] = "jpg",
+    workers: Annotated[int, typer.Option("--workers", help="Render processes (output is identical).")] = 1,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Write preview.png, a contact sheet with skeletons.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the written paths as JSON.")] = False,
+) -> None:
+    """Render a synthetic population to images + COCO keypoint JSON (coco17 and the population's schema)."""
+    from poseadapt.cli import synth_cmd
+
+    synth_cmd.run(
+        population, view, n, size, out, seed, schema, people, backgrounds, image_format, workers, preview, json_out
+    )
 
 
 # ---------------------------------------------------------------------------------------------- models
 # (import / export / predict / eval commands go here)
+@app.command("import")
+def import_checkpoint(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="hf | vitpose | mmpose | sapiens | timm")],
+    src: Annotated[str, typer.Argument(help="Checkpoint file (.pth / .safetensors), HF directory or hub id.")],
+    out: Annotated[Path, typer.Option("--out", help="poseadapt checkpoint to write (.safetensors).")],
+    schema: Annotated[
+        str | None, typer.Option("--schema", help="Keypoint schema of the (first) head; timm: of the new head.")
+    ] = None,
+    num_heads: Annotated[
+        int | None, typer.Option("--num-heads", help="Attention heads, when the width does not tell (tiny/custom).")
+    ] = None,
+    img_size: Annotated[
+        str | None, typer.Option("--img-size", help="Crop HEIGHTxWIDTH (timm: target crop, default 256x192).")
+    ] = None,
+    head: Annotated[str, typer.Option("--head", help="timm: kind of the new head (classic|simple|simcc).")] = "classic",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the import report as JSON.")] = False,
+) -> None:
+    """Convert a ViTPose / ViTPose++ / Sapiens / timm ViT checkpoint into a poseadapt checkpoint, exactly."""
+    from poseadapt.cli import models_cmd
+
+    models_cmd.import_cmd(fmt, src, out, schema, num_heads, img_size, head, json_out)
+
+
+export_app = typer.Typer(help="Export a poseadapt checkpoint to another runtime.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="poseadapt checkpoint (.safetensors).")],
+    out: Annotated[Path, typer.Option("--out", help="ONNX file to write.")],
+    head: Annotated[str | None, typer.Option("--head", help="Head (dataset) to export; default the first.")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare with PyTorch in onnxruntime.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Export to ONNX (dynamic batch) and check the graph against PyTorch with onnxruntime."""
+    from poseadapt.cli import models_cmd
+
+    models_cmd.export_onnx_cmd(checkpoint, out, head, check, json_out)
+
+
+@app.command("predict")
+def predict(
+    inputs: Annotated[list[Path], typer.Argument(metavar="IMAGE_OR_DIR...", help="Images or folders of images.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="poseadapt checkpoint (.safetensors).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results.json and overlays/.")],
+    boxes: Annotated[
+        Path | None,
+        typer.Option("--boxes", help="JSON person boxes: {file_name: [[x,y,w,h(,score)],...]} (default: whole image)."),
+    ] = None,
+    head: Annotated[str | None, typer.Option("--head", help="Head (dataset) to use; default the first.")] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (average with the mirrored crop).")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton."""
+    from poseadapt.cli import models_cmd
+
+    models_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out)
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="poseadapt checkpoint (.safetensors).")],
+    ann: Annotated[Path, typer.Option("--ann", help="COCO keypoint annotations (ground truth).")],
+    images: Annotated[Path, typer.Option("--images", help="Folder the annotations' file_names are relative to.")],
+    boxes: Annotated[
+        Path | None, typer.Option("--boxes", help="COCO detection results for person boxes (default: GT boxes).")
+    ] = None,
+    head: Annotated[str | None, typer.Option("--head", help="Head (dataset) to use; default the first.")] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test.")] = True,
+    out: Annotated[Path | None, typer.Option("--out", help="Also keep the predictions (COCO results JSON).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
+    from poseadapt.cli import models_cmd
+
+    models_cmd.eval_cmd(checkpoint, ann, images, boxes, head, flip, out, json_out)
+
+
+# ---------------------------------------------------------------------------------------------- train
+@app.command("train")
+def train(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or the name of a built-in recipe.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a recipe key, e.g. --set optim.lr=1e-4 (repeatable)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default: the recipe's 'out', else runs/NAME).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run folder from last.pt.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="No progress bar; print a JSON summary.")] = False,
+) -> None:
+    """Train or fine-tune a pose model from a recipe (checked before training; Ctrl-C saves, --resume continues)."""
+    from poseadapt.cli import train_cmd
+
+    train_cmd.run(recipe, overrides or [], out, resume, json_out)
 
 
 def main(argv: list[str] | None = None) -> None:

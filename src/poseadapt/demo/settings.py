@@ -1,0 +1,144 @@
+"""What the demo renders, trains and compares: one frozen dataclass per preset (`default`, `quick`).
+
+The sizes are set by time, not taste: the default must finish in under 15 minutes on 2 CPU cores, `--quick` in
+under 3. A ViT-S at 256x192 trains at about 5 images/s on such a machine, so the demo uses a small ViT (128 wide,
+4 blocks, a 128-channel deconvolution head) at 128x96 input (32x24 heatmaps), which trains at roughly 100-180
+images/s there, and renders at 160x160 (the person still fills more pixels than the crop has).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Bump when the demo's data or training changes in a way the settings below do not show: it invalidates the cache.
+DEMO_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One rendered set: population, camera view, how many images, seed (sample i of a seed never changes)."""
+
+    population: str
+    view: str
+    n: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.population}_{self.view}_{self.n}_s{self.seed}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The demo's ViT: the ViTPose layout (patch 16, classic deconvolution head), shrunk for a CPU."""
+
+    embed_dim: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    mlp_dim: int = 512
+    head_channels: int = 128
+    heatmap_sigma: float = 1.0  # Gaussian sigma in heatmap pixels (ViTPose: 2 at 64x48, the same size relative)
+    input_size: tuple[int, int] = (96, 128)  # (w, h)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One fine-tuning run on infants: a strategy of `poseadapt.adapt.finetune` with its learning rate."""
+
+    key: str  # short name used for run folders and table rows
+    label: str  # what the report calls it
+    strategy: str  # finetune.strategy
+    lr: float
+    options: dict[str, Any] = field(default_factory=dict)  # extra finetune keys (lora settings, ...)
+    rehearsal_ratio: float | None = None  # fraction of each batch drawn from the adult (source) set
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    preset: str
+    image_size: int
+    adult_train: DataSpec
+    adult_test: DataSpec
+    infant_train: DataSpec
+    infant_test: DataSpec
+    model: ModelSpec
+    batch_size: int
+    pretrain_epochs: int
+    pretrain_lr: float
+    finetune_epochs: int
+    strategies: tuple[StrategySpec, ...]
+    warmup_iters: int = 100
+    overlay_count: int = 4
+    seed: int = 0
+
+    def pretrain_key(self) -> str:
+        """Hash of everything the adult model depends on: its cache key."""
+        relevant = {
+            "version": DEMO_VERSION,
+            "image_size": self.image_size,
+            "adult_train": asdict(self.adult_train),
+            "adult_test": asdict(self.adult_test),
+            "model": asdict(self.model),
+            "batch_size": self.batch_size,
+            "epochs": self.pretrain_epochs,
+            "lr": self.pretrain_lr,
+            "warmup_iters": self.warmup_iters,
+            "seed": self.seed,
+        }
+        text = json.dumps(relevant, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _strategies() -> tuple[StrategySpec, ...]:
+    return (
+        StrategySpec("full", "full fine-tuning", "full", 5e-4),
+        StrategySpec("lora", "LoRA (r=8) + new head", "lora", 2e-3, {"lora": {"r": 8, "alpha": 16, "head": "all"}}),
+        StrategySpec("head_only", "head only", "head_only", 2e-3),
+        StrategySpec("rehearsal", "full + rehearsal (adults)", "full", 5e-4, rehearsal_ratio=0.3),
+    )
+
+
+def default_settings() -> DemoSettings:
+    return DemoSettings(
+        preset="default",
+        image_size=160,
+        adult_train=DataSpec("adult", "random", 3000, 0),
+        adult_test=DataSpec("adult", "random", 300, 100_000),
+        infant_train=DataSpec("infant", "top", 800, 1),
+        infant_test=DataSpec("infant", "top", 300, 100_001),
+        model=ModelSpec(),
+        batch_size=32,
+        pretrain_epochs=14,
+        pretrain_lr=1e-3,
+        finetune_epochs=8,
+        strategies=_strategies(),
+    )
+
+
+def quick_settings() -> DemoSettings:
+    """Small enough for the test suite (well under 3 minutes with another test process beside it)."""
+    return DemoSettings(
+        preset="quick",
+        image_size=160,
+        adult_train=DataSpec("adult", "random", 640, 0),
+        adult_test=DataSpec("adult", "random", 80, 100_000),
+        infant_train=DataSpec("infant", "top", 192, 1),
+        infant_test=DataSpec("infant", "top", 80, 100_001),
+        model=ModelSpec(embed_dim=96, depth=3, num_heads=3, mlp_dim=384, head_channels=96),
+        batch_size=32,
+        pretrain_epochs=4,
+        pretrain_lr=1.5e-3,
+        finetune_epochs=3,
+        strategies=_strategies(),
+        overlay_count=3,
+    )
+
+
+def settings_for(quick: bool) -> DemoSettings:
+    return quick_settings() if quick else default_settings()

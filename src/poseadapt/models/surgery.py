@@ -1,0 +1,157 @@
+"""Model surgery: collapse ViTPose++ experts to one dataset's dense model, and give a model a head for a new schema.
+
+Both are exact where exactness is possible:
+- `merge_experts`: the dense fc2 of dataset i is cat([fc2, experts[i]]) along the output rows, which is what the
+  expert MLP computes for a sample routed to i; the heatmaps are the same up to float rounding.
+- `swap_head`: the new head copies every layer of the old one except the final layer, whose rows are copied for the
+  keypoints the two schemas share (`SchemaMap.matched`: same name or alias) and initialised fresh for the rest.
+  Shared keypoints of a heatmap head therefore predict exactly what they did before (a SimCC head's GAU mixes
+  keypoint tokens, so there the carried rows are an initialisation, not an identity). Approximate matches (a neck
+  taken as the shoulder midpoint) are left fresh: a midpoint's heatmap is not a mix of its sources' heatmaps.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from poseadapt.errors import PoseAdaptError
+from poseadapt.models.factory import with_codec
+from poseadapt.models.heads import build_head
+from poseadapt.models.pose_model import HeadSpec, PoseModel
+from poseadapt.schemas import KeypointSchema, get_schema
+
+
+def merge_experts(model: PoseModel, dataset: int | str = 0) -> PoseModel:
+    """The dense model of one dataset (index or head name) of a ViTPose++ model: no experts, that dataset's head."""
+    cfg = model.config
+    experts = cfg.backbone.num_experts
+    if not experts:
+        raise PoseAdaptError("the model has no task experts to merge")
+    index = model.head_index(dataset) if isinstance(dataset, str) else int(dataset)
+    if not 0 <= index < experts:
+        raise PoseAdaptError(f"dataset index {index} out of range: the model has {experts} experts")
+    head_pos = index if len(cfg.heads) > 1 else 0
+    spec = cfg.heads[head_pos]
+    dense_cfg = replace(
+        cfg,
+        backbone=replace(cfg.backbone, num_experts=0, part_features=0),
+        heads=(spec,),
+        codec={},
+    )
+    dense = PoseModel(dense_cfg, [model.schemas[head_pos]])
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.backbone.state_dict().items():
+        if ".mlp.experts." in key:
+            continue
+        if ".mlp.fc2." in key:
+            expert_key = key.replace(".mlp.fc2.", f".mlp.experts.{index}.")
+            value = torch.cat([value, model.backbone.state_dict()[expert_key]], dim=0)
+        state[f"backbone.{key}"] = value
+    for key, value in model.heads[spec.name].state_dict().items():
+        state[f"heads.{spec.name}.{key}"] = value
+    dense.load_state_dict(state, strict=True)
+    dense.config = replace(dense.config, codec=dict(cfg.codec))
+    dense.provenance = {**model.provenance, "merged_experts": {"dataset_index": index, "head": spec.name}}
+    return with_codec(dense).train(model.training)
+
+
+@dataclass
+class SurgeryReport:
+    """Which keypoints of the new head were carried over from the old one, and which start fresh."""
+
+    source_head: str
+    new_head: str
+    carried: list[tuple[str, str]] = field(default_factory=list)  # (old name, new name)
+    approximate: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_head": self.source_head,
+            "new_head": self.new_head,
+            "carried": [list(p) for p in self.carried],
+            "approximate_fresh": self.approximate,
+            "fresh": self.fresh,
+        }
+
+
+def swap_head(
+    model: PoseModel,
+    schema: str | KeypointSchema,
+    *,
+    source_head: str | None = None,
+    keep_old: bool = False,
+    name: str | None = None,
+    seed: int | None = 0,
+) -> tuple[PoseModel, SurgeryReport]:
+    """A copy of `model` with a head for `schema`, built from `source_head` (default: the first).
+
+    keep_old=False replaces that head; keep_old=True appends the new head (multi-dataset training keeps both).
+    """
+    from poseadapt.schemas.mapping import SchemaMap
+
+    new_schema = get_schema(schema)
+    src_name = source_head or model.head_names[0]
+    src_pos = model.head_index(src_name)
+    src_schema = model.schemas[src_pos]
+    old_head = model.heads[src_name]
+    spec = model.config.heads[src_pos]
+    new_name = name or (new_schema.name if keep_old or new_schema.name not in model.head_names else src_name)
+    if keep_old and new_name in model.head_names:
+        raise PoseAdaptError(f"the model already has a head named '{new_name}': pass another name")
+    new_spec = HeadSpec(new_name, new_schema.name, spec.config)
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    bb = model.config.backbone
+    new_head = build_head(spec.config, bb.embed_dim, len(new_schema), bb.grid_size)
+    mapping = SchemaMap(src_schema, new_schema)
+    _carry_head(old_head, new_head, mapping.matched)
+
+    heads = list(model.config.heads)
+    schemas = list(model.schemas)
+    modules = dict(model.heads.items())
+    if keep_old:
+        heads.append(new_spec)
+        schemas.append(new_schema)
+        modules[new_name] = new_head
+    else:
+        heads[src_pos] = new_spec
+        schemas[src_pos] = new_schema
+        modules = {(new_name if k == src_name else k): (new_head if k == src_name else m) for k, m in modules.items()}
+    new_cfg = replace(model.config, heads=tuple(heads))
+    out = PoseModel(new_cfg, schemas)
+    out.backbone.load_state_dict(model.backbone.state_dict())
+    for key, module in modules.items():
+        out.heads[key].load_state_dict(copy.deepcopy(module.state_dict()))
+    report = SurgeryReport(
+        source_head=src_name,
+        new_head=new_name,
+        carried=[(src_schema.keypoints[s], new_schema.keypoints[d]) for s, d in mapping.matched],
+        approximate=[new_schema.keypoints[d] for d, _ in mapping.approximate],
+        fresh=[new_schema.keypoints[d] for d in range(len(new_schema)) if d not in {d for _, d in mapping.matched}],
+    )
+    out.provenance = {**model.provenance, "head_surgery": report.to_dict()}
+    return out.train(model.training), report
+
+
+@torch.no_grad()
+def _carry_head(old: torch.nn.Module, new: torch.nn.Module, matched: list[tuple[int, int]]) -> None:
+    """Copy all schema-independent layers, then the final layer's rows of matched keypoints."""
+    if type(old) is not type(new):
+        raise PoseAdaptError("head surgery needs the same head type")
+    old_state = old.state_dict()
+    new_state = new.state_dict()
+    per_keypoint = ("final_layer.",)
+    for key, value in old_state.items():
+        if not key.startswith(per_keypoint) and new_state[key].shape == value.shape:
+            new_state[key] = value.clone()
+    for key in ("final_layer.weight", "final_layer.bias"):
+        if key in old_state:
+            for s, d in matched:
+                new_state[key][d] = old_state[key][s]
+    new.load_state_dict(new_state)

@@ -1,0 +1,62 @@
+"""Collating top-down samples into batches and moving them to the device.
+
+Images travel as uint8 (B, H, W, 3), a quarter of the bytes of normalised float32, and are normalised on the
+device by the model's own mean / std. Targets of datasets with different keypoint counts (a mixed batch) are
+zero-padded to the largest count with zero weights, which is what a multi-head model's zero-padded output expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+TRAIN_KEYS = ("image", "target", "target_weight", "dataset_index")
+
+
+def _pad_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack arrays whose first axis (keypoints) may differ, zero-padding it to the largest."""
+    k = max(a.shape[0] for a in arrays)
+    if all(a.shape[0] == k for a in arrays):
+        return np.stack(arrays)
+    out = np.zeros((len(arrays), k, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0]] = a
+    return out
+
+
+def collate(samples: Sequence[dict[str, Any]], keep_meta: bool = False) -> dict[str, Any]:
+    """Samples -> a batch of tensors (`image` uint8 or float as produced, `target`, `target_weight`,
+    `dataset_index`); `keep_meta` also keeps each sample's `meta` dict in a list (validation needs it)."""
+    images = [s["image"] for s in samples]
+    image = torch.stack(images) if isinstance(images[0], torch.Tensor) else torch.from_numpy(np.stack(images))
+    batch: dict[str, Any] = {
+        "image": image,
+        "target": torch.from_numpy(_pad_stack([np.asarray(s["target"], dtype=np.float32) for s in samples])),
+        "target_weight": torch.from_numpy(_pad_stack([np.asarray(s["target_weight"], np.float32) for s in samples])),
+        "dataset_index": torch.tensor([int(s.get("dataset_index", 0)) for s in samples], dtype=torch.long),
+    }
+    if any("pseudo_mask" in s for s in samples):  # rehearsal samples: keypoints to pseudo-label (adapt.finetune)
+        masks = [np.asarray(s.get("pseudo_mask", np.zeros(len(s["target_weight"]))), np.float32) for s in samples]
+        batch["pseudo_mask"] = torch.from_numpy(_pad_stack(masks))
+    if keep_meta:
+        batch["meta"] = [s["meta"] for s in samples]
+    return batch
+
+
+def collate_eval(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return collate(samples, keep_meta=True)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Tensors to `device` (non-blocking from pinned memory); other entries unchanged."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def model_input(images: torch.Tensor, model: Any) -> torch.Tensor:
+    """uint8 (B, H, W, 3) RGB crops -> the model's normalised (B, 3, H, W) float input; CHW floats pass through."""
+    if images.dtype == torch.uint8 and images.shape[-1] == 3:
+        return model.normalize(images.permute(0, 3, 1, 2))
+    return images.float()

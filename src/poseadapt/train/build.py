@@ -1,0 +1,215 @@
+"""From a validated recipe to a ready `Trainer`: model, datasets, hooks; every check runs before training.
+
+Order matters for the user: the cheap checks (strategy name, files exist, run folder state) come first, so a typo
+in a path fails in a fraction of a second rather than after a model was built or a dataset rendered. Then the
+model, then the data, whose keypoints must be exactly the keypoints of the head that trains on them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from poseadapt.errors import DataError, PoseAdaptError, SchemaError
+from poseadapt.train.engine import STATE_FILE, Trainer, TrainResult
+from poseadapt.train.hooks import Hook
+from poseadapt.train.logging import LogHook, ProgressHook
+from poseadapt.train.recipe import DataSource, Recipe, dump_recipe
+from poseadapt.train.sampler import MixedDataset
+from poseadapt.train.strategies import strategy_hooks
+
+
+def check_files(recipe: Recipe) -> None:
+    """Every path the recipe names exists (one line naming the recipe key otherwise)."""
+    if recipe.model.checkpoint is not None and not recipe.model.checkpoint.is_file():
+        raise PoseAdaptError(f"recipe key 'model.checkpoint': file not found: {recipe.model.checkpoint}")
+    sources = [(f"data.train.{i}", s) for i, s in enumerate(recipe.data.train)]
+    if recipe.data.val is not None:
+        sources.append(("data.val", recipe.data.val))
+    for key, src in sources:
+        if src.ann is not None and not src.ann.is_file():
+            raise DataError(f"recipe key '{key}.ann': file not found: {src.ann}")
+        if src.images is not None and not src.images.is_dir():
+            raise DataError(f"recipe key '{key}.images': folder not found: {src.images}")
+
+
+def check_run_folder(out_dir: Path, resume: bool) -> None:
+    state = out_dir / STATE_FILE
+    if resume and not state.is_file():
+        raise PoseAdaptError(f"nothing to resume in {out_dir}: no {STATE_FILE} (drop --resume to start a new run)")
+    if not resume and state.is_file():
+        raise PoseAdaptError(f"{out_dir} already holds a training run: pass --resume to continue it, or another --out")
+
+
+def build_model(recipe: Recipe) -> Any:
+    """A fresh model from the table, or the recipe's checkpoint (its head swapped when the schema differs)."""
+    from poseadapt.models import create_model
+    from poseadapt.models.surgery import swap_head
+
+    m = recipe.model
+    w, h = m.input_size
+    torch.manual_seed(recipe.train.seed)  # identical initial weights on every rank and every run
+    if m.checkpoint is not None:
+        from poseadapt.interop.checkpoint import load_checkpoint
+
+        model = load_checkpoint(m.checkpoint)
+        if model.input_size != (w, h):
+            raise PoseAdaptError(
+                f"recipe key 'model.input_size': {w}x{h} but the checkpoint {m.checkpoint} was built for "
+                f"{model.input_size[0]}x{model.input_size[1]}"
+            )
+        if len(m.schemas) == 1 and model.schemas[0].name != m.schemas[0] and len(model.schemas) == 1:
+            model, _ = swap_head(model, m.schemas[0], seed=recipe.train.seed)
+        elif [s.name for s in model.schemas] != list(m.schemas):
+            raise PoseAdaptError(
+                f"recipe key 'model.schema': {m.schemas} but the checkpoint's heads predict "
+                f"{[s.name for s in model.schemas]}"
+            )
+    else:
+        overrides = {} if m.drop_path is None else {"drop_path_rate": m.drop_path}
+        model = create_model(m.name, schema=list(m.schemas), head=m.head, img_size=(h, w), **overrides)
+    if m.grad_checkpointing:
+        model.backbone.set_grad_checkpointing(True)
+    if model.config.codec.get("type") == "SimCC":
+        raise PoseAdaptError("recipe key 'model.head': training SimCC heads is not supported yet (use a heatmap head)")
+    return model.train()
+
+
+def head_for(src: DataSource, key: str, model: Any) -> int:
+    """Which head trains on a source: `head` by name, else the head with the source's schema, else the first."""
+    if src.head is not None:
+        if src.head not in model.head_names:
+            raise PoseAdaptError(
+                f"recipe key '{key}.head': no head '{src.head}' (heads: {', '.join(model.head_names)})"
+            )
+        return model.head_index(src.head)
+    if src.schema_name is not None:
+        for i, s in enumerate(model.schemas):
+            if s.name == src.schema_name:
+                return i
+    return 0
+
+
+def build_dataset(src: DataSource, key: str, model: Any, head: int, padding: float, train: bool, seed: int) -> Any:
+    """A TopDownDataset for one source, checked against its head's keypoints."""
+    from poseadapt.data.augment import build_transforms
+    from poseadapt.data.coco import coco_keypoints_from_dict, load_coco_keypoints
+    from poseadapt.data.dataset import TopDownDataset
+
+    head_schema = model.schemas[head]
+    images: dict[int, Any] | None = None
+    if src.synth is not None:
+        import cv2
+
+        from poseadapt.synth import render_dataset
+
+        s = src.synth
+        schema = src.schema_name or head_schema.name
+        bgr, coco = render_dataset(
+            s.population, view=s.view, n=s.n, size=s.size, seed=s.seed, schema=schema, people=s.people
+        )
+        data = coco_keypoints_from_dict(coco, schema, source=f"synth:{s.population}")
+        images = {
+            int(info["id"]): cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for info, im in zip(coco["images"], bgr, strict=True)
+        }
+        root = None
+    else:
+        assert src.ann is not None
+        data = load_coco_keypoints(src.ann, src.schema_name)
+        root = src.images if src.images is not None else src.ann.parent
+    if list(data.schema.keypoints) != list(head_schema.keypoints):
+        raise SchemaError(
+            f"recipe key '{key}': the data's schema '{data.schema.name}' ({len(data.schema)} keypoints) does not match "
+            f"head '{model.head_names[head]}' (schema '{head_schema.name}', {len(head_schema)} keypoints); "
+            f"set model.schema to '{data.schema.name}' or pick the head with '{key}.head'"
+        )
+    try:
+        transforms = build_transforms(src.augment) if src.augment is not None else None
+    except PoseAdaptError as exc:
+        raise PoseAdaptError(f"recipe key '{key}.augment': {exc}") from None
+    if not train:
+        transforms = []
+    dataset = TopDownDataset(
+        data,
+        root,
+        model.codec,
+        model.input_size,
+        transforms,
+        train,
+        images_in_memory=images,
+        padding=padding,
+        seed=seed,
+    )
+    if len(dataset) == 0:
+        raise DataError(f"recipe key '{key}': no usable person annotations (none with labelled keypoints)")
+    return dataset
+
+
+def build_trainer(
+    recipe: Recipe, out_dir: str | Path | None = None, *, resume: bool = False, hooks: tuple[Hook, ...] = ()
+) -> Trainer:
+    """Check everything, build model / data / hooks and return the Trainer (call `.fit(resume)` on it)."""
+    from poseadapt.train.ema import EMAHook
+    from poseadapt.train.validate import ValidationHook
+
+    out = Path(out_dir) if out_dir is not None else recipe.out
+    if out is None:
+        raise PoseAdaptError("no output folder: set 'out' in the recipe or pass --out")
+    strategy = strategy_hooks(recipe)
+    check_files(recipe)
+    check_run_folder(out, resume)
+
+    model = build_model(recipe)
+    seed = recipe.train.seed
+    datasets, heads = [], []
+    for i, src in enumerate(recipe.data.train):
+        key = f"data.train.{i}"
+        head = head_for(src, key, model)
+        datasets.append(build_dataset(src, key, model, head, recipe.data.padding, True, seed + i))
+        heads.append(head)
+    all_hooks: list[Hook] = list(strategy)
+    if recipe.train.ema:
+        all_hooks.append(EMAHook(recipe.train.ema, recipe.train.ema_warmup))
+    if recipe.data.val is not None and recipe.train.val_interval:
+        head = head_for(recipe.data.val, "data.val", model)
+        val = build_dataset(recipe.data.val, "data.val", model, head, recipe.data.padding, False, seed)
+        t = recipe.train
+        all_hooks.append(
+            ValidationHook(val, head=head, interval=t.val_interval, batch_size=t.val_batch_size, flip_test=t.flip_test)
+        )
+    log = LogHook(recipe.train.log_interval)
+    all_hooks.append(log)
+    if recipe.train.progress:
+        all_hooks.append(ProgressHook(log))
+    all_hooks.extend(hooks)
+
+    ratios = [s.ratio for s in recipe.data.train] if recipe.data.train[0].ratio is not None else None
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(recipe, model, MixedDataset(datasets, heads), out, ratios=ratios, hooks=all_hooks)
+    if trainer.dist.is_main:
+        _write_text(out / "recipe.yaml", dump_recipe(recipe))
+    return trainer
+
+
+def run_recipe(
+    recipe: Recipe, out_dir: str | Path | None = None, *, resume: bool = False, hooks: tuple[Hook, ...] = ()
+) -> TrainResult:
+    """Build and train; under torchrun every rank calls this."""
+    from poseadapt.train import distributed
+
+    try:
+        return build_trainer(recipe, out_dir, resume=resume, hooks=hooks).fit(resume=resume)
+    finally:
+        distributed.teardown()
+
+
+def _write_text(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,363 @@
+"""The training loop: `Trainer.fit()` in plain PyTorch, short enough to read in one sitting.
+
+Why plain PyTorch and not Lightning Fabric: what Fabric would add here (device placement, DDP wrapping, autocast)
+is about twenty lines of this file, while the parts that make the loop *correct* (exact mid-epoch resume with
+sampler / RNG / scheduler state, every rank's RNG in the checkpoint, a Ctrl-C that stops all ranks on the same
+step and saves) would still be ours, written around Fabric's abstractions. Fabric is also one more large
+dependency with its own release cadence pinned against torch; torch alone covers DDP (torchrun, gloo / NCCL)
+and bf16 autocast.
+
+Everything optional is a hook (`poseadapt.train.hooks`: EMA, logging, progress, validation, fine-tuning
+strategies) or a loss term (`poseadapt.train.losses`); the loop itself only runs steps, counts them, and saves.
+State is saved at every epoch end, every `checkpoint_interval` iterations and when stopped; `fit(resume=True)`
+continues from `last.pt` exactly where it stopped, mid-epoch included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from poseadapt.errors import PoseAdaptError
+from poseadapt.train import distributed
+from poseadapt.train.batch import collate, model_input, to_device
+from poseadapt.train.checkpointing import capture_rng, load_train_state, restore_rng, save_train_state
+from poseadapt.train.hooks import Hook
+from poseadapt.train.logging import MetricLogger
+from poseadapt.train.losses import HeatmapMSE, LossTerm
+from poseadapt.train.optim import build_optimizer, build_scheduler, lr_factor
+from poseadapt.train.sampler import MixedDataset, MixedSampler
+
+STATE_FILE = "last.pt"
+# recipe keys a resumed run must keep (section, key or None for the whole section)
+RESUME_FIXED = (
+    ("model", None),
+    ("data", None),
+    ("train", "batch_size"),
+    ("train", "seed"),
+    ("train", "samples_per_epoch"),
+)
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed" | "interrupted"
+    epoch: int
+    iteration: int
+    out_dir: Path
+    best_ap: float | None = None
+    final_checkpoint: Path | None = None
+
+
+def _worker_init(seed: int, rank: int, worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C (the main process stops cleanly) and get their own global seeds.
+
+    The data itself does not depend on them: each sample draws from (seed, epoch, index) (see sampler.py).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    s = np.random.SeedSequence([seed, rank, worker_id]).generate_state(1)[0]
+    np.random.seed(s)  # noqa: NPY002 - seeds the legacy global RNG that third-party code may use
+    random.seed(int(s))
+    torch.manual_seed(int(s))
+
+
+def resolve_amp(amp: bool | str, device: torch.device) -> bool:
+    """bf16 autocast: 'auto' turns it on for CUDA devices that support bf16; True demands it."""
+    if amp == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise PoseAdaptError(f"train.amp: {torch.cuda.get_device_name(device)} does not support bf16 autocast")
+    return bool(amp)
+
+
+class ModelWithLosses(nn.Module):
+    """The model and its loss terms as one module: DDP then also averages the gradients of terms with parameters."""
+
+    def __init__(self, model: nn.Module, terms: nn.ModuleList) -> None:
+        super().__init__()
+        self.model = model
+        self.terms = terms
+
+    def forward(self, x: torch.Tensor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        outputs = self.model(x, batch["dataset_index"])
+        return {term.name: term.weight * term(batch, outputs) for term in self.terms}
+
+
+class Trainer:
+    """Trains `model` on `data` as the recipe's optim / schedule / train sections say (see `poseadapt.train.recipe`)."""
+
+    def __init__(
+        self,
+        recipe: Any,
+        model: nn.Module,
+        data: MixedDataset,
+        out_dir: str | Path,
+        *,
+        ratios: Sequence[float] | None = None,
+        loss_terms: Sequence[LossTerm] | None = None,
+        hooks: Sequence[Hook] = (),
+    ) -> None:
+        t, sched = recipe.train, recipe.schedule
+        self.recipe = recipe
+        self.out_dir = Path(out_dir)
+        self.device = distributed.resolve_device(t.device, distributed.env_info())
+        self.dist = distributed.setup(self.device)
+        self.autocast = resolve_amp(t.amp, self.device)
+        self.module = model.to(self.device)
+        self.loss_terms = nn.ModuleList(loss_terms or [HeatmapMSE()]).to(self.device)
+        self.hooks = list(hooks)
+        self.ema: Any = None
+        self.logger = MetricLogger(self.out_dir, tensorboard=t.tensorboard) if self.dist.is_main else None
+
+        self.batch_size = t.batch_size
+        self.sampler = MixedSampler(
+            data.sizes, ratios, t.samples_per_epoch, seed=t.seed, rank=self.dist.rank, world_size=self.dist.world_size
+        )
+        self.iters_per_epoch = self.sampler.per_rank // self.batch_size
+        if self.iters_per_epoch == 0:
+            raise PoseAdaptError(
+                f"train.batch_size {self.batch_size} is larger than the {self.sampler.per_rank} samples per epoch "
+                f"and process: lower it or raise train.samples_per_epoch"
+            )
+        self.loader = torch.utils.data.DataLoader(
+            data,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            num_workers=t.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            worker_init_fn=functools.partial(_worker_init, t.seed, self.dist.rank) if t.workers else None,
+            generator=torch.Generator().manual_seed(t.seed * 1000 + self.dist.rank),
+            prefetch_factor=4 if t.workers else None,
+        )
+        self.max_epochs = sched.epochs
+        self.total_iters = sched.epochs * self.iters_per_epoch
+        if t.max_iters:
+            self.total_iters = min(self.total_iters, t.max_iters)
+        self.iteration = self.epoch = self.epoch_iteration = 0
+        self.stop_requested = False
+        torch.manual_seed(t.seed + self.dist.rank)  # drop-path masks differ per rank, reproducibly
+
+        self.call("setup")  # may freeze parameters or wrap modules: before the optimizer sees them
+        self.module.to(self.device)  # modules a hook added (LoRA adapters) join the model's device
+        self.step_module: nn.Module = ModelWithLosses(self.module, self.loss_terms)  # DDP-wrapped once fit() starts
+        o = recipe.optim
+        self.optimizer = build_optimizer(
+            self.module, o.lr, o.weight_decay, o.layer_decay, tuple(o.betas), o.eps,
+            extra=self.loss_terms.named_parameters(prefix="loss_terms"),
+        )  # fmt: skip
+        factor = functools.partial(
+            lr_factor,
+            iters_per_epoch=self.iters_per_epoch,
+            warmup_iters=sched.warmup_iters,
+            warmup_ratio=sched.warmup_ratio,
+            policy=sched.policy,
+            milestones=tuple(sched.milestones),
+            gamma=sched.gamma,
+            epochs=sched.epochs,
+            min_lr_ratio=sched.min_lr_ratio,
+        )
+        self.scheduler = build_scheduler(self.optimizer, factor)
+
+    # ------------------------------------------------------------------------------------------------ the loop
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train to the end of the schedule (or `train.max_iters`); Ctrl-C stops after the current step and saves."""
+        if resume:
+            self.load_state(self.out_dir / STATE_FILE)
+        self.wrap_ddp()
+        self.call("on_train_start")
+        try:
+            with self._stop_on_sigint():
+                while self.has_work() and not self.stop_now():
+                    self.run_epoch()
+        except KeyboardInterrupt:  # a hook (or a second Ctrl-C) raised it: state is consistent between steps
+            self.stop_requested = True
+        interrupted = self.stop_requested
+        distributed.sync_buffers(self.module)
+        self.save_state()
+        final = None if interrupted else self.save_model("final.safetensors", {"status": "completed"})
+        self.call("on_train_end")
+        if self.logger is not None:
+            self.logger.close()
+        best = next((h.best_ap for h in self.hooks if hasattr(h, "best_ap")), None)
+        status = "interrupted" if interrupted else "completed"
+        return TrainResult(status, self.epoch, self.iteration, self.out_dir, best, final)
+
+    def run_epoch(self) -> None:
+        self.sampler.set_epoch(self.epoch, start=self.epoch_iteration * self.batch_size)
+        self.call("on_epoch_start")
+        for batch in self.loader:
+            logs = self.train_step(to_device(batch, self.device))
+            self.iteration += 1
+            self.epoch_iteration += 1
+            self.call("after_step", logs)
+            interval = self.recipe.train.checkpoint_interval
+            if interval and self.iteration % interval == 0:
+                self.save_state()
+            if self.stop_now() or self.iteration >= self.total_iters and self.epoch_iteration < self.iters_per_epoch:
+                return  # stopped, or train.max_iters reached mid-epoch
+        self.epoch += 1
+        self.epoch_iteration = 0
+        distributed.sync_buffers(self.module)
+        self.call("on_epoch_end")
+        self.save_state()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """One optimizer step; returns detached loss tensors (no device sync), the lr and the gradient norm."""
+        self.call("before_step", batch)
+        x = model_input(batch["image"], self.module)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            losses = self.step_module(x, batch)
+        loss = sum(losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = None
+        if self.recipe.train.grad_clip:
+            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.recipe.train.grad_clip).detach()
+        self.optimizer.step()
+        self.scheduler.step()
+        detached = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items() if len(losses) > 1}}
+        lr = max(g["lr"] for g in self.optimizer.param_groups)
+        return {"losses": detached, "lr": lr, "grad_norm": grad_norm, "batch_size": x.shape[0]}
+
+    def wrap_ddp(self) -> None:
+        """Under DDP, (re)wrap model + loss terms. DDP fixes the set of trainable parameters when it wraps, so a
+        strategy that changes `requires_grad` mid-run (unfreezing a stage) calls this again afterwards."""
+        if not self.dist.enabled:
+            return
+        plain = ModelWithLosses(self.module, self.loss_terms)
+        find_unused = len(getattr(self.module, "heads", ())) > 1 or self.recipe.train.find_unused_parameters
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.step_module = DistributedDataParallel(plain, device_ids=ids, find_unused_parameters=find_unused)
+
+    def has_work(self) -> bool:
+        """Epochs left and iterations left (or an epoch whose last step ran but whose end did not)."""
+        if self.epoch >= self.max_epochs:
+            return False
+        return self.iteration < self.total_iters or self.epoch_iteration == self.iters_per_epoch
+
+    def stop_now(self) -> bool:
+        """Whether a stop was requested (Ctrl-C) on this rank or, under DDP, on any rank."""
+        return distributed.any_rank(self.stop_requested, self.device) if self.dist.enabled else self.stop_requested
+
+    def call(self, event: str, *args: Any) -> None:
+        for hook in self.hooks:
+            getattr(hook, event)(self, *args)
+
+    @contextlib.contextmanager
+    def _stop_on_sigint(self) -> Iterator[None]:
+        """First Ctrl-C: finish the step, save, exit. Second: raise KeyboardInterrupt at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    # ------------------------------------------------------------------------------------------------ views
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights to validate and export: the EMA average when there is one."""
+        return self.ema.module if self.ema is not None else self.module
+
+    def barrier(self) -> None:
+        distributed.barrier()
+
+    def log_metrics(self, metrics: dict[str, float], kind: str = "train") -> None:
+        if self.logger is not None:
+            self.logger.log(metrics, self.iteration, kind)
+
+    # ------------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "epoch_iteration": self.epoch_iteration,
+            "model": self.module.state_dict(),
+            "loss_terms": self.loss_terms.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": {**self.sampler.state_dict(), "start": self.epoch_iteration * self.batch_size},
+            "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict()},
+            "recipe": self.recipe.to_dict(),
+            "world_size": self.dist.world_size,
+        }
+
+    def save_state(self) -> None:
+        """Write `last.pt` (rank 0), with every rank's RNG state; all ranks must call it at the same step."""
+        rngs = distributed.gather_objects(capture_rng())
+        if self.dist.is_main:
+            save_train_state({**self.state_dict(), "rng": rngs}, self.out_dir / STATE_FILE)
+        self.barrier()
+
+    def load_state(self, path: Path) -> None:
+        state = load_train_state(path, map_location=self.device)
+        self._check_same_run(state.get("recipe", {}), path)
+        if state["world_size"] != self.dist.world_size:
+            raise PoseAdaptError(
+                f"{path} was saved by {state['world_size']} process(es); resume it with the same number "
+                f"(this run has {self.dist.world_size})"
+            )
+        try:
+            self.module.load_state_dict(state["model"])
+            self.loss_terms.load_state_dict(state["loss_terms"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise PoseAdaptError(f"{path} does not match this recipe's model or optimizer: {first}") from None
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.iteration, self.epoch = state["iteration"], state["epoch"]
+        self.epoch_iteration = state["epoch_iteration"]
+        for hook in self.hooks:
+            if hook.name in state["hooks"]:
+                hook.load_state_dict(state["hooks"][hook.name])
+        restore_rng(state["rng"][self.dist.rank])
+
+    def _check_same_run(self, saved: dict[str, Any], path: Path) -> None:
+        """Resuming may change the schedule or optimizer settings (e.g. more epochs), not what defines the data
+        order or the model: those would make the saved position and weights meaningless."""
+        now = self.recipe.to_dict()
+        for section, key in RESUME_FIXED:
+            before = saved.get(section, {}) if key is None else saved.get(section, {}).get(key)
+            after = now.get(section, {}) if key is None else now[section].get(key)
+            if before != after:
+                name = section if key is None else f"{section}.{key}"
+                raise PoseAdaptError(f"cannot resume {path}: recipe key '{name}' changed since it was saved")
+
+    def save_model(self, name: str, provenance: dict[str, Any] | None = None) -> Path | None:
+        """Write the eval weights as a poseadapt checkpoint under out_dir (rank 0); returns its path."""
+        if not self.dist.is_main:
+            return None
+        from poseadapt.interop.checkpoint import save_checkpoint
+
+        model = self.eval_model
+        for hook in self.hooks:
+            model = hook.export_model(self, model)
+        info = {
+            **getattr(self.module, "provenance", {}),
+            "training": {"epoch": self.epoch, "iteration": self.iteration, "recipe": self.recipe.to_dict()},
+            **(provenance or {}),
+        }
+        return save_checkpoint(model, self.out_dir / name, provenance=info)

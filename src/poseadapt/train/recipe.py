@@ -1,0 +1,330 @@
+"""Training recipes: YAML validated by pydantic, with `--set a.b=c` overrides.
+
+Every section forbids unknown keys, so a typo fails at once with the key's full path and, where one is close, the
+key that was probably meant:
+
+    error: recipe key 'optim.lrr': unknown key (did you mean 'lr'?)
+
+A recipe argument is a YAML file or the name of a built-in recipe (`src/poseadapt/recipes/*.yaml`, shipped as
+package data so `poseadapt train synth-adult-tiny` works from any install). Relative paths in a recipe are
+relative to the working directory, as in mmpose configs. Checks that need files or models (paths exist, the
+data's keypoints match the head) run in `poseadapt.train.build`, still before any training step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from poseadapt.errors import PoseAdaptError
+
+HEAD_KINDS = ("classic", "simple", "sapiens", "simcc")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSection(Section):
+    """Which network: a backbone from the model table (or a checkpoint to start from) and its heads."""
+
+    name: str = "vit_base"
+    input_size: tuple[int, int] = Field((192, 256), description="(w, h) of the input crop")
+    schemas: list[str] = Field(["coco17"], alias="schema", description="keypoint schema per head")
+    head: Literal["classic", "simple", "sapiens", "simcc"] = "classic"
+    checkpoint: Path | None = None
+    drop_path: float | None = Field(None, ge=0.0, lt=1.0)
+    grad_checkpointing: bool = False
+
+    @field_validator("schemas", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("input_size")
+    @classmethod
+    def _size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 16:
+            raise ValueError(f"must be two integers >= 16 (w, h), got {list(v)}")
+        return v
+
+
+class SynthSource(Section):
+    """Synthetic people rendered in memory by `poseadapt.synth` (no files)."""
+
+    population: str = "adult"
+    view: str = "random"
+    n: int = Field(64, ge=1)
+    size: int = Field(256, ge=16)
+    seed: int = Field(0, ge=0)
+    people: int = Field(1, ge=1, le=8)
+
+
+class DataSource(Section):
+    """One dataset: a COCO keypoint file (+ image folder) or a `synth` spec."""
+
+    ann: Path | None = None
+    images: Path | None = None
+    synth: SynthSource | None = None
+    schema_name: str | None = Field(None, alias="schema")
+    head: str | None = None
+    ratio: float | None = Field(None, gt=0.0)
+    augment: list[dict[str, Any]] | None = None
+
+    @field_validator("synth", mode="before")
+    @classmethod
+    def _synth_shorthand(cls, v: Any) -> Any:
+        return {"population": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.ann is None) == (self.synth is None):
+            raise ValueError("give exactly one of 'ann' (a COCO keypoint file) or 'synth'")
+        if self.images is not None and self.synth is not None:
+            raise ValueError("'images' goes with 'ann', not with 'synth'")
+        return self
+
+
+class DataSection(Section):
+    train: list[DataSource]
+    val: DataSource | None = None
+    padding: float = Field(1.25, gt=0.0)
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _ratios(self) -> DataSection:
+        given = [s.ratio is not None for s in self.train]
+        if any(given) and not all(given):
+            raise ValueError("give a ratio for every train dataset or for none (then they mix by size)")
+        if not self.train:
+            raise ValueError("at least one train dataset is needed")
+        return self
+
+
+class OptimSection(Section):
+    """AdamW; `layer_decay` < 1 gives early ViT blocks smaller learning rates."""
+
+    lr: float = Field(5e-4, gt=0.0)
+    weight_decay: float = Field(0.1, ge=0.0)
+    layer_decay: float = Field(1.0, gt=0.0, le=1.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+
+
+class ScheduleSection(Section):
+    """Linear warm-up (per iteration) then step decay at milestone epochs, or cosine to `min_lr_ratio`."""
+
+    epochs: int = Field(210, ge=1)
+    warmup_iters: int = Field(500, ge=0)
+    warmup_ratio: float = Field(1e-3, ge=0.0, le=1.0)
+    policy: Literal["step", "cosine", "constant"] = "step"
+    milestones: list[int] = [170, 200]
+    gamma: float = Field(0.1, gt=0.0)
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class TrainSection(Section):
+    batch_size: int = Field(64, ge=1, description="per process")
+    workers: int = Field(2, ge=0)
+    amp: Literal["auto", True, False] = "auto"
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    ema: float | None = Field(None, gt=0.0, lt=1.0, description="EMA decay; null: no EMA")
+    ema_warmup: int = Field(2000, ge=0)
+    seed: int = Field(0, ge=0)
+    val_interval: int = Field(1, ge=0, description="epochs between validations; 0: never")
+    val_batch_size: int = Field(32, ge=1)
+    flip_test: bool = True
+    device: str = "auto"
+    checkpoint_interval: int = Field(0, ge=0, description="iterations between extra saves; 0: epoch ends only")
+    log_interval: int = Field(10, ge=1)
+    max_iters: int | None = Field(None, ge=1, description="stop after this many iterations (smoke runs)")
+    samples_per_epoch: int | None = Field(None, ge=1, description="default: the sum of the train dataset sizes")
+    tensorboard: bool = True
+    progress: bool = True
+    find_unused_parameters: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda", "mps") and not v.startswith("cuda:"):
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got '{v}'")
+        return v
+
+
+class FinetuneSection(BaseModel):
+    """How to adapt: `strategy` names a fine-tuning strategy; its own options sit beside it (checked by it)."""
+
+    model_config = ConfigDict(extra="allow")
+    strategy: str = "full"
+
+
+class Recipe(Section):
+    model: ModelSection = ModelSection()
+    data: DataSection
+    optim: OptimSection = OptimSection()
+    schedule: ScheduleSection = ScheduleSection()
+    train: TrainSection = TrainSection()
+    finetune: FinetuneSection = FinetuneSection()
+    out: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (YAML keys, JSON types): what `recipe.yaml` in the run folder and checkpoints record."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def builtin_recipes() -> list[str]:
+    """Names of the recipes shipped with poseadapt."""
+    folder = resources.files("poseadapt") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def recipe_text(name_or_path: str | Path) -> tuple[str, str]:
+    """(YAML text, where it came from) for a recipe file or a built-in recipe name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.read_text(), str(path)
+    name = str(name_or_path)
+    if name in builtin_recipes():
+        return (resources.files("poseadapt") / "recipes" / f"{name}.yaml").read_text(), f"built-in recipe '{name}'"
+    raise PoseAdaptError(
+        f"recipe not found: {name_or_path} (not a file; built-in recipes: {', '.join(builtin_recipes())})"
+    )
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """'a.b=c' -> (['a', 'b'], c), the value read as a YAML scalar (so 1e-3, true, null and [1, 2] work)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise PoseAdaptError(f"--set expects KEY=VALUE (e.g. optim.lr=1e-4), got '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _looks_like_float(value):
+        value = float(value)  # YAML 1.1 reads '1e-4' (no dot) as a string
+    return key.strip().split("."), value
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set each `a.b.c=value` in the nested dict (numeric parts index lists); returns the same dict."""
+    for item in overrides:
+        parts, value = parse_override(item)
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise PoseAdaptError(f"--set {item}: '{where}' is not an index of a list of {len(node)}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    child = node.get(part)
+                    if child is None:
+                        child = node[part] = {}
+                    elif part == "train" and isinstance(child, dict) and parts[depth + 1].isdigit():
+                        child = node[part] = [child]  # data.train may be written as one mapping
+                    node = child
+            else:
+                raise PoseAdaptError(f"--set {item}: '{'.'.join(parts[:depth])}' is a value, not a section")
+    return data
+
+
+def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, override and validate a recipe; any problem is one `PoseAdaptError` line naming the key."""
+    text, source = recipe_text(name_or_path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PoseAdaptError(f"{source}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PoseAdaptError(f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}")
+    return recipe_from_dict(apply_overrides(data, overrides), source)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise PoseAdaptError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """The first problem as `recipe key 'a.b': why`, with a count of the others."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+        known = _fields_at(Recipe, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+        msg += f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})" if known else ""
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        msg = msg[:1].lower() + msg[1:]
+        if err["type"] != "value_error" and "input" in err and not isinstance(err["input"], dict):
+            msg += f" (got {err['input']!r})"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"recipe key '{key}': {msg}{more}"
+
+
+def _fields_at(cls: type[BaseModel], loc: list[str]) -> list[str]:
+    """Keys (aliases where set) of the section at `loc`, for did-you-mean hints."""
+    current: Any = cls
+    for part in loc:
+        if part.isdigit():
+            continue
+        fields = {f.alias or name: f for name, f in current.model_fields.items()}
+        if part not in fields:
+            return []
+        current = _model_in(fields[part].annotation)
+        if current is None:
+            return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

@@ -1,0 +1,224 @@
+"""Rehearsal: source labels carried into the target schema, teacher pseudo-labels for what they lack, and a
+schema-changing fine-tune (coco17 -> infant21) that trains and evaluates."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from poseadapt.adapt.finetune import FinetuneConfig, Finetuner, RehearsalTargets, SourceAsTarget
+from poseadapt.data.coco import coco_keypoints_from_dict
+from poseadapt.data.dataset import TopDownDataset
+from poseadapt.data.topdown import invert_affine, warp_points
+from poseadapt.errors import PoseAdaptError
+from poseadapt.evaluate.oks import coco_keypoint_stats
+from poseadapt.models import create_model
+from poseadapt.models.surgery import swap_head
+from poseadapt.schemas import KeypointSchema, get_schema
+from poseadapt.synth import render_dataset
+from poseadapt.train.batch import collate, model_input
+from poseadapt.train.losses import keypoint_mse
+from poseadapt.train.sampler import MixedDataset, MixedSampler
+
+IMG = (128, 96)  # (h, w) of the crops: heatmaps 32x24
+# the ViTPose simple head (bilinear x4 + 3x3 conv) keeps these CPU tests fast; the classic deconv head is 20x slower
+
+
+def confident(model):
+    """Re-initialise the head so heatmaps are O(1) (the published init gives ~1e-6: no peak passes a threshold)."""
+    torch.manual_seed(5)
+    for m in model.heads.modules():
+        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    return model
+
+
+def synth_set(population: str, schema: str, n: int, seed: int, codec, train: bool, unlabel: bool = False):
+    """A rendered top-down dataset; `unlabel` removes one label per person (as annotators skip points)."""
+    images, coco = render_dataset(population, n=n, size=128, schema=schema, seed=seed)
+    for i, ann in enumerate(coco["annotations"] if unlabel else []):
+        k = (3 * i) % (len(ann["keypoints"]) // 3)
+        ann["keypoints"][3 * k : 3 * k + 3] = [0, 0, 0]
+        ann["num_keypoints"] = sum(v > 0 for v in ann["keypoints"][2::3])
+    data = coco_keypoints_from_dict(coco, schema)
+    rgb = {im["id"]: img[..., ::-1].copy() for im, img in zip(coco["images"], images, strict=True)}
+    return TopDownDataset(data, None, codec, input_size=(IMG[1], IMG[0]), train=train, images_in_memory=rgb, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return create_model("vit_tiny", "infant21", "simple", img_size=IMG).codec
+
+
+@pytest.fixture(scope="module")
+def adults(codec):
+    return synth_set("adult", "coco17", 8, 1, codec, train=False, unlabel=True)
+
+
+def test_source_samples_carry_their_labels_into_the_target_schema(adults, codec):
+    wrapped = SourceAsTarget(adults, "infant21", codec)
+    infant = get_schema("infant21")
+    coco = get_schema("coco17")
+    shared = [infant.index(name) for name in coco.keypoints]
+    assert shared == list(range(17))
+    head_top, neck, toes = infant.index("head_top"), infant.index("neck"), [infant.index("left_big_toe"), 20]
+    some_unlabelled = False
+    for i in range(len(adults)):
+        src, dst = adults[i], wrapped[i]
+        kp_s, kp_d = src["keypoints"], dst["keypoints"]
+        np.testing.assert_array_equal(kp_d[shared], kp_s)
+        # the wrapped item re-encodes from the float32 keypoints the item carries: equal up to that rounding
+        np.testing.assert_allclose(dst["target"][shared], src["target"], rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(dst["target_weight"][shared], src["target_weight"])
+        np.testing.assert_array_equal(dst["pseudo_mask"][shared], (kp_s[:, 2] <= 0).astype(np.float32))
+        some_unlabelled |= bool((kp_s[:, 2] <= 0).any())
+        # head top and big toes: no adult label, left to the teacher
+        assert dst["pseudo_mask"][[head_top, *toes]].tolist() == [1.0, 1.0, 1.0]
+        assert dst["target_weight"][[head_top, *toes]].tolist() == [0.0, 0.0, 0.0]
+        # neck: the shoulder midpoint, a label (SchemaMap's approximate rule)
+        ls, rs = coco.index("left_shoulder"), coco.index("right_shoulder")
+        if kp_s[ls, 2] > 0 and kp_s[rs, 2] > 0:
+            np.testing.assert_allclose(kp_d[neck, :2], (kp_s[ls, :2] + kp_s[rs, :2]) / 2, atol=1e-4)
+            assert dst["pseudo_mask"][neck] == 0
+        assert dst["target"].shape == (21, 32, 24)
+    assert some_unlabelled
+
+
+def test_pseudo_labels_sit_at_the_teachers_peaks(adults, codec):
+    teacher = confident(create_model("vit_tiny", "halpe26", "simple", img_size=IMG)).train()
+    wrapped = SourceAsTarget(adults, "infant21", codec)
+    batch = collate([wrapped[i] for i in range(len(wrapped))])
+    original_target, original_weight = batch["target"].clone(), batch["target_weight"].clone()
+
+    # the teacher's own decoded peaks, computed independently of RehearsalTargets
+    reference = copy.deepcopy(teacher).eval()
+    with torch.no_grad():
+        heatmaps = reference(reference.normalize(batch["image"].permute(0, 3, 1, 2).float())).numpy()
+    peaks, scores = codec.decode(heatmaps)
+    _, encodable = codec.encode(peaks, np.ones(scores.shape))  # DARK can push a border peak out of the crop
+    halpe, infant = get_schema("halpe26"), get_schema("infant21")
+    teacher_of = {infant.index(n): halpe.index(n) for n in infant.keypoints}  # halpe26 has all 21 names
+    masked = [(b, k) for b, k in zip(*np.nonzero(batch["pseudo_mask"].numpy()), strict=True)]
+    threshold = float(np.median([scores[b, teacher_of[k]] for b, k in masked]))
+
+    rt = RehearsalTargets(teacher, "infant21", codec, score_threshold=threshold)
+    assert rt.teacher is not teacher and teacher.training  # the caller's model is left alone
+    assert not rt.teacher.training and not any(p.requires_grad for p in rt.teacher.parameters())
+    stats = rt(batch)
+
+    filled = kept_out = interior = 0
+    for b, k in masked:
+        s = scores[b, teacher_of[k]]
+        if s >= threshold and encodable[b, teacher_of[k]] > 0:
+            filled += 1
+            assert batch["target_weight"][b, k] == pytest.approx(min(s, 1.0), abs=1e-6)
+            peak = peaks[b, teacher_of[k]]
+            expected, _ = codec.encode(peak[None], np.ones(1))  # a Gaussian target centred on the teacher's peak
+            np.testing.assert_allclose(batch["target"][b, k].numpy(), expected[0], atol=1e-6)
+            if np.all(peak >= 2 * codec.stride) and np.all(peak <= np.asarray(codec.input_size) - 1 - 2 * codec.stride):
+                pos, _ = codec.decode(batch["target"][b, k][None].numpy())  # away from the border: it decodes back
+                np.testing.assert_allclose(pos[0, 0], peak, atol=0.3)
+                interior += 1
+        else:
+            kept_out += 1
+            assert batch["target_weight"][b, k] == 0
+            assert torch.equal(batch["target"][b, k], original_target[b, k])
+    assert filled > 0 and kept_out > 0 and interior > 0 and stats["pseudo_labels"] == filled
+    unmasked = batch["pseudo_mask"] == 0
+    assert torch.equal(batch["target_weight"][unmasked], original_weight[unmasked])  # labels are never overridden
+    assert torch.equal(batch["target"][unmasked], original_target[unmasked])
+    assert not batch["target"].requires_grad
+
+
+def test_rehearsal_teacher_must_share_keypoints_and_crop(codec):
+    markers = KeypointSchema.from_dict({"name": "markers3", "keypoints": ["m_a", "m_b", "m_c"], "sigmas": [0.05] * 3})
+    with pytest.raises(PoseAdaptError, match="predicts no markers3 keypoint"):
+        RehearsalTargets(create_model("vit_tiny", "coco17", img_size=IMG), markers, codec)
+    big = create_model("vit_tiny", "coco17", img_size=(256, 192))
+    with pytest.raises(PoseAdaptError, match="crops"):
+        RehearsalTargets(big, "infant21", codec)
+
+
+def evaluate_ap(model, dataset: TopDownDataset, coco_gt: dict) -> dict[str, float]:
+    """Top-down predictions on GT boxes -> image coordinates -> COCO OKS AP with the schema's sigmas."""
+    model.eval()
+    batch = collate([dataset[i] for i in range(len(dataset))], keep_meta=True)
+    with torch.no_grad():
+        heatmaps = model(model_input(batch["image"], model)).numpy()
+    points, scores = model.codec.decode(heatmaps)
+    results = []
+    for j, meta in enumerate(batch["meta"]):
+        xy = warp_points(points[j], invert_affine(meta["matrix"]))
+        kps = np.concatenate([xy, scores[j][:, None]], axis=1)
+        results.append(
+            {"image_id": meta["image_id"], "category_id": 1, "keypoints": kps.ravel().tolist(), "score": 1.0}
+        )
+    return coco_keypoint_stats(coco_gt, results, dataset.schema.sigmas)
+
+
+def test_schema_changing_finetune_coco17_to_infant21_trains_and_evaluates(codec):
+    torch.manual_seed(0)
+    source = confident(create_model("vit_tiny", "coco17", "simple", img_size=IMG))
+    student, report = swap_head(source, "infant21")
+    assert len(report.carried) == 17 and set(report.fresh) == {"head_top", "neck", "left_big_toe", "right_big_toe"}
+
+    cfg = FinetuneConfig.from_section(
+        {
+            "strategy": "head_then_full",
+            "head_epochs": 1,
+            "rehearsal": {"source": {"synth": {"population": "adult"}}, "ratio": 0.25, "score_threshold": 0.05},
+        }
+    )
+    ft = Finetuner(cfg)
+    student = ft.prepare(student)
+    ft.attach_rehearsal(source, "infant21", student.codec)
+    optimizer = torch.optim.AdamW(
+        [{k: v for k, v in g.items() if k != "names"} for g in ft.parameter_groups(student, 2e-3, 1e-4)]
+    )
+
+    infants = synth_set("infant", "infant21", 12, 2, codec, train=True)
+    adults = SourceAsTarget(synth_set("adult", "coco17", 8, 3, codec, train=True, unlabel=True), "infant21", codec)
+    data = MixedDataset([infants, adults], head_index=[0, 0])
+    r = cfg.rehearsal
+    sampler = MixedSampler(data.sizes, r.ratios, r.samples_per_epoch(len(infants)), seed=0)
+    assert sampler.counts == [12, 4]
+    loader = torch.utils.data.DataLoader(data, batch_size=8, sampler=sampler, collate_fn=collate, drop_last=True)
+
+    probe = collate([infants[i] for i in range(8)])
+    student.eval()
+    with torch.no_grad():
+        loss_before = float(
+            keypoint_mse(student(model_input(probe["image"], student)), probe["target"], probe["target_weight"])
+        )
+    pseudo, source_rows, switches = 0.0, 0, []
+    for epoch in range(4):
+        student.train()
+        switches.append(ft.on_epoch_start(student, epoch))
+        sampler.set_epoch(epoch)
+        for batch in loader:
+            ft.before_step(batch)
+            pseudo += ft.last_rehearsal_stats.get("pseudo_labels", 0.0)
+            source_rows += int((batch["pseudo_mask"].sum(dim=1) > 0).sum())
+            out = student(model_input(batch["image"], student), batch["dataset_index"])
+            loss = keypoint_mse(out, batch["target"], batch["target_weight"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    assert switches == [False, True, False, False]
+    assert source_rows == 4 * 4 and pseudo > 0  # every epoch replayed 4 adults, and the teacher filled keypoints
+    student.eval()
+    with torch.no_grad():
+        loss_after = float(
+            keypoint_mse(student(model_input(probe["image"], student)), probe["target"], probe["target_weight"])
+        )
+    assert loss_after < 0.7 * loss_before
+
+    exported = ft.export(student)
+    eval_set = synth_set("infant", "infant21", 12, 2, codec, train=False)
+    _, coco_gt = render_dataset("infant", n=12, size=128, schema="infant21", seed=2)
+    stats = evaluate_ap(exported, eval_set, coco_gt)
+    assert set(stats) >= {"AP", "AP50", "AR"}
+    assert 0.0 <= stats["AP"] <= 1.0 and 0.0 <= stats["AR"] <= 1.0

@@ -1,0 +1,77 @@
+"""Expert merge is exact; head surgery keeps the shared keypoints' outputs identical."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from poseadapt.errors import PoseAdaptError
+from poseadapt.interop.checkpoint import load_model, save_checkpoint
+from poseadapt.models import create_model
+from poseadapt.models.surgery import merge_experts, swap_head
+from poseadapt.schemas import get_schema
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1 + (1.0 if "norm" in name and "weight" in name else 0.0))
+    return model
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_merge_experts_is_exact_for_every_dataset():
+    schemas = ["coco17", "aic14", "mpii16"]
+    model = randomize(create_model("vit_tiny", schemas, head_names=["coco", "aic", "mpii"], num_experts=3)).eval()
+    x = torch.randn(2, 3, 256, 192)
+    for index, name in enumerate(["coco", "aic", "mpii"]):
+        dense = merge_experts(model, name).eval()
+        assert dense.config.backbone.num_experts == 0 and dense.head_names == [name]
+        assert dense.backbone.blocks[0].mlp.fc2.weight.shape == (64, 256)
+        with torch.no_grad():
+            expected = model(x, dataset_index=torch.full((2,), index))
+            got = dense(x)
+        assert got.shape[1] == len(get_schema(schemas[index]))
+        assert rel_err(got, expected) < 1e-6
+    with pytest.raises(PoseAdaptError, match="no task experts"):
+        merge_experts(dense)
+
+
+def test_head_surgery_keeps_shared_keypoints_identical():
+    model = randomize(create_model("vit_tiny", "coco17")).eval()
+    new, report = swap_head(model, "mpii16")
+    new.eval()
+    coco, mpii = get_schema("coco17"), get_schema("mpii16")
+    assert new.schema == mpii and new.head_names == ["mpii16"]
+    assert len(report.carried) == 12 and set(report.fresh) == {"pelvis", "thorax", "upper_neck", "head_top"}
+    assert set(report.approximate) == {"pelvis", "thorax"}
+    x = torch.randn(2, 3, 256, 192)
+    with torch.no_grad():
+        before, after = model(x), new(x)
+    assert after.shape == (2, 16, 64, 48)
+    for old_name, new_name in report.carried:
+        assert torch.equal(before[:, coco.index(old_name)], after[:, mpii.index(new_name)])
+    fresh = after[:, mpii.index("head_top")]
+    assert not any(torch.allclose(fresh, before[:, k]) for k in range(17))
+    assert new.provenance["head_surgery"]["new_head"] == "mpii16"
+
+
+def test_head_surgery_can_keep_the_old_head(tmp_path):
+    model = randomize(create_model("vit_tiny", "coco17", head="simple")).eval()
+    both, report = swap_head(model, "halpe26", keep_old=True)
+    both.eval()
+    assert both.head_names == ["coco17", "halpe26"] and len(report.carried) == 17
+    x = torch.randn(1, 3, 256, 192)
+    with torch.no_grad():
+        before, old, new = model(x), both(x, 0), both(x, 1)
+    assert torch.equal(before, old)
+    halpe = get_schema("halpe26")
+    for old_name, new_name in report.carried:
+        assert torch.equal(before[:, model.schema.index(old_name)], new[:, halpe.index(new_name)])
+    again = load_model(save_checkpoint(both, tmp_path / "both.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(again(x, 1), new)
