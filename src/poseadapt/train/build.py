@@ -2,7 +2,8 @@
 
 Order matters for the user: the cheap checks (strategy name, files exist, run folder state) come first, so a typo
 in a path fails in a fraction of a second rather than after a model was built or a dataset rendered. Then the
-model, then the data, whose keypoints must be exactly the keypoints of the head that trains on them.
+model, then the data, whose keypoints must be exactly the keypoints of the head that trains on them; then
+rehearsal (`finetune.rehearsal`, wired in `poseadapt.train.rehearsal`): the source data and the frozen teacher.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from poseadapt.train.engine import STATE_FILE, Trainer, TrainResult
 from poseadapt.train.hooks import Hook
 from poseadapt.train.logging import LogHook, ProgressHook
 from poseadapt.train.recipe import DataSource, Recipe, dump_recipe
+from poseadapt.train.rehearsal import add_rehearsal, check_rehearsal_files, rehearsal_settings
 from poseadapt.train.sampler import MixedDataset
 from poseadapt.train.strategies import strategy_hooks
 
@@ -45,16 +47,26 @@ def check_run_folder(out_dir: Path, resume: bool) -> None:
 
 def build_model(recipe: Recipe) -> Any:
     """A fresh model from the table, or the recipe's checkpoint (its head swapped when the schema differs)."""
+    return build_model_and_source(recipe)[0]
+
+
+def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
+    """(model to train, the checkpoint's model as loaded before head surgery, or None without a checkpoint).
+
+    The second is the source model rehearsal pseudo-labels with by default; it is the first itself when no head
+    was swapped (copy it before training changes it).
+    """
     from poseadapt.models import create_model
     from poseadapt.models.surgery import swap_head
 
     m = recipe.model
     w, h = m.input_size
     torch.manual_seed(recipe.train.seed)  # identical initial weights on every rank and every run
+    source = None
     if m.checkpoint is not None:
         from poseadapt.interop.checkpoint import load_checkpoint
 
-        model = load_checkpoint(m.checkpoint)
+        model = source = load_checkpoint(m.checkpoint)
         if model.input_size != (w, h):
             raise PoseAdaptError(
                 f"recipe key 'model.input_size': {w}x{h} but the checkpoint {m.checkpoint} was built for "
@@ -74,7 +86,7 @@ def build_model(recipe: Recipe) -> Any:
         model.backbone.set_grad_checkpointing(True)
     if model.config.codec.get("type") == "SimCC":
         raise PoseAdaptError("recipe key 'model.head': training SimCC heads is not supported yet (use a heatmap head)")
-    return model.train()
+    return model.train(), source
 
 
 def head_for(src: DataSource, key: str, model: Any) -> int:
@@ -92,8 +104,19 @@ def head_for(src: DataSource, key: str, model: Any) -> int:
     return 0
 
 
-def build_dataset(src: DataSource, key: str, model: Any, head: int, padding: float, train: bool, seed: int) -> Any:
-    """A TopDownDataset for one source, checked against its head's keypoints."""
+def build_dataset(
+    src: DataSource,
+    key: str,
+    model: Any,
+    head: int,
+    padding: float,
+    train: bool,
+    seed: int,
+    *,
+    match_head: bool = True,
+) -> Any:
+    """A TopDownDataset for one source, checked against its head's keypoints (unless `match_head` is False:
+    rehearsal data stays in its own schema and is carried to the head's by `SourceAsTarget`)."""
     from poseadapt.data.augment import build_transforms
     from poseadapt.data.coco import coco_keypoints_from_dict, load_coco_keypoints
     from poseadapt.data.dataset import TopDownDataset
@@ -119,7 +142,7 @@ def build_dataset(src: DataSource, key: str, model: Any, head: int, padding: flo
         assert src.ann is not None
         data = load_coco_keypoints(src.ann, src.schema_name)
         root = src.images if src.images is not None else src.ann.parent
-    if list(data.schema.keypoints) != list(head_schema.keypoints):
+    if match_head and list(data.schema.keypoints) != list(head_schema.keypoints):
         raise SchemaError(
             f"recipe key '{key}': the data's schema '{data.schema.name}' ({len(data.schema)} keypoints) does not match "
             f"head '{model.head_names[head]}' (schema '{head_schema.name}', {len(head_schema)} keypoints); "
@@ -158,10 +181,13 @@ def build_trainer(
     if out is None:
         raise PoseAdaptError("no output folder: set 'out' in the recipe or pass --out")
     strategy = strategy_hooks(recipe)
+    rehearsal = rehearsal_settings(strategy)
     check_files(recipe)
+    if rehearsal is not None:
+        check_rehearsal_files(rehearsal)
     check_run_folder(out, resume)
 
-    model = build_model(recipe)
+    model, source_model = build_model_and_source(recipe)
     seed = recipe.train.seed
     datasets, heads = [], []
     for i, src in enumerate(recipe.data.train):
@@ -169,6 +195,10 @@ def build_trainer(
         head = head_for(src, key, model)
         datasets.append(build_dataset(src, key, model, head, recipe.data.padding, True, seed + i))
         heads.append(head)
+    ratios = [s.ratio for s in recipe.data.train] if recipe.data.train[0].ratio is not None else None
+    if rehearsal is not None:
+        recipe, ratios = add_rehearsal(recipe, strategy, model, source_model, datasets, heads, ratios)
+    del source_model  # the teacher (if any) holds what it needs
     all_hooks: list[Hook] = list(strategy)
     if recipe.train.ema:
         all_hooks.append(EMAHook(recipe.train.ema, recipe.train.ema_warmup))
@@ -185,7 +215,6 @@ def build_trainer(
         all_hooks.append(ProgressHook(log))
     all_hooks.extend(hooks)
 
-    ratios = [s.ratio for s in recipe.data.train] if recipe.data.train[0].ratio is not None else None
     out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(recipe, model, MixedDataset(datasets, heads), out, ratios=ratios, hooks=all_hooks)
     if trainer.dist.is_main:

@@ -2,9 +2,10 @@
 
 A strategy is hooks and nothing else: freezing blocks or wrapping LoRA adapters happens in `Hook.setup` (before
 the optimizer is built), a head-first-then-full schedule flips `requires_grad` in `on_epoch_start` and records its
-stage in `state_dict` (so `--resume` continues in the right stage), rehearsal adds a source dataset in the recipe's
-`data.train` with a ratio. A factory gets the validated recipe (its `finetune` section keeps any extra keys the
-strategy defines) and returns the hooks; "full" fine-tuning needs none.
+stage in `state_dict` (so `--resume` continues in the right stage). Rehearsal (`finetune.rehearsal`, with any
+strategy) is built by `poseadapt.train.rehearsal`: the source set joins the mix and the teacher is attached to this
+hook's Finetuner, whose `before_step` pseudo-labels the batch. A factory gets the validated recipe (its `finetune`
+section keeps any extra keys the strategy defines) and returns the hooks; plain "full" fine-tuning needs none.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
       rehearsal:                # optional, with any strategy
         source: {synth: {population: adult, n: 500}}
         ratio: 0.25             # fraction of each epoch's samples drawn from the source set
-        pseudo_label: true      # fill the target keypoints the source labels lack from the frozen source model
-        source_checkpoint: adult_vitpose.safetensors
+        pseudo_label: true      # fill the target keypoints the source schema lacks from the frozen source model
+        source_checkpoint: adult_vitpose.safetensors   # default: model.checkpoint, as loaded before head surgery
 
 Options that belong to another strategy are rejected (a `freeze_blocks` under `strategy: full` is a typo waiting
 to cost a training run).
@@ -54,8 +54,9 @@ class RehearsalSource(_Section):
 
     ann: Path | None = None
     images: Path | None = None
-    synth: dict[str, Any] | None = None
+    synth: dict[str, Any] | str | None = Field(None, description="a data.train synth spec, or a population name")
     schema_name: str | None = Field(None, alias="schema", description="schema of the source labels")
+    augment: list[dict[str, Any]] | None = Field(None, description="as data.train's; default: the ViTPose recipe")
 
     @model_validator(mode="after")
     def _one_source(self) -> RehearsalSource:
@@ -73,6 +74,11 @@ class RehearsalSettings(_Section):
     source_checkpoint: Path | None = Field(None, description="default: the model as loaded, before head surgery")
     score_threshold: float = Field(0.3, ge=0.0, le=1.0)
     weight_by_confidence: bool = True
+    fill_unlabelled: bool = Field(
+        False,
+        description="also pseudo-label points the source schema has but a sample leaves unlabelled (v=0); off: "
+        "in COCO-style labels v=0 mostly means out of frame or not inferable, where a teacher's guess is noise",
+    )
 
     @property
     def ratios(self) -> list[float]:

@@ -7,10 +7,11 @@
     changed = ft.on_epoch_start(model, epoch)       # after model.train(); True when a stage switches
     ft.before_step(batch)                           # pseudo-labels for rehearsal samples
     plain = ft.export(model)                        # LoRA merged back; a plain PoseModel
-    ft.state_dict() / ft.load_state_dict(state)     # the stage, for resume
+    ft.state_dict() / ft.load_state_dict(state)     # the stage (and the teacher's fingerprint), for resume
 
 The stage is derived from the epoch, so re-applying it is exact after a resume; the saved stage only decides
-whether `on_epoch_start` reports a switch (for the logs).
+whether `on_epoch_start` reports a switch (for the logs). The teacher is not saved (it is the source model, rebuilt
+from its checkpoint); its weights' fingerprint is, so a resume whose source checkpoint changed fails at once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from poseadapt.adapt.finetune.freeze import (
     trainable_parameter_groups,
 )
 from poseadapt.adapt.finetune.lora import has_lora, inject_lora, merge_for_export
-from poseadapt.adapt.finetune.rehearsal import RehearsalTargets
+from poseadapt.adapt.finetune.rehearsal import RehearsalTargets, teacher_fingerprint
 from poseadapt.errors import PoseAdaptError
 
 
@@ -51,6 +52,7 @@ class Finetuner:
         self.cfg = cfg
         self.stage: str | None = None
         self.rehearsal: RehearsalTargets | None = None
+        self.teacher_fingerprint: str | None = None
         self.last_rehearsal_stats: dict[str, float] = {}
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -88,6 +90,7 @@ class Finetuner:
             score_threshold=r.score_threshold,
             weight_by_confidence=r.weight_by_confidence,
         )
+        self.teacher_fingerprint = teacher_fingerprint(self.rehearsal.teacher)
         return self.rehearsal
 
     def before_step(self, batch: dict[str, Any]) -> None:
@@ -99,11 +102,21 @@ class Finetuner:
         return merge_for_export(model) if has_lora(model) else model
 
     def state_dict(self) -> dict[str, Any]:
-        return {"strategy": self.cfg.strategy, "stage": self.stage}
+        state: dict[str, Any] = {"strategy": self.cfg.strategy, "stage": self.stage}
+        if self.teacher_fingerprint is not None:
+            state["teacher"] = self.teacher_fingerprint
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("strategy", self.cfg.strategy) != self.cfg.strategy:
             raise PoseAdaptError(
                 f"the saved run used fine-tuning strategy '{state['strategy']}', this recipe '{self.cfg.strategy}'"
+            )
+        if state.get("teacher") != self.teacher_fingerprint:
+            was = "no rehearsal teacher" if state.get("teacher") is None else "another rehearsal teacher"
+            now = "none" if self.teacher_fingerprint is None else "different weights"
+            raise PoseAdaptError(
+                f"cannot resume: the saved run used {was}, this one has {now} (did the source checkpoint or "
+                "finetune.rehearsal change?)"
             )
         self.stage = state.get("stage")

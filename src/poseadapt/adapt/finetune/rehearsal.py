@@ -4,8 +4,9 @@ A rehearsal sample comes from the source domain (adults, labelled in the source 
 the target-schema head (e.g. infant21). Its target-schema targets are built in two steps:
 
 1. `SourceAsTarget` (per sample, in the DataLoader): the source labels are carried to the target schema by name
-   (`SchemaMap.transfer`) and encoded with the target codec; target keypoints the source labels lack are marked in
-   `pseudo_mask`.
+   (`SchemaMap.transfer`) and encoded with the target codec; target keypoints without a source label are marked in
+   `pseudo_mask`: those the source schema lacks (no name match, no midpoint rule) and, with `fill_unlabelled`,
+   also those a sample leaves unlabelled.
 2. `RehearsalTargets` (per batch, on the device, before the forward pass): the frozen source model (the teacher)
    runs on the same crops; for every masked keypoint the teacher also predicts (matched by name), its decoded peak
    becomes a Gaussian target weighted by the teacher's confidence (0 below `score_threshold`, and 0 where the
@@ -20,6 +21,7 @@ heatmap size; it stays frozen, in eval mode, under no_grad.
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,20 @@ class SourceAsTarget:
     """A top-down dataset of source-schema samples presented in the target schema (see the module docstring).
 
     Items keep the wrapped dataset's keys; `target`, `target_weight` and `keypoints` are in the target schema and
-    `pseudo_mask` (K,) float32 is 1 for target keypoints without a source label.
+    `pseudo_mask` (K,) float32 is 1 for target keypoints left to the teacher: unlabelled ones the source schema
+    cannot supply, and with `fill_unlabelled` every unlabelled one. (The training engine passes the recipe's
+    `finetune.rehearsal.fill_unlabelled`, default off.)
     """
 
-    def __init__(self, dataset: Any, target_schema: str | KeypointSchema, codec: Any) -> None:
+    def __init__(
+        self, dataset: Any, target_schema: str | KeypointSchema, codec: Any, *, fill_unlabelled: bool = True
+    ) -> None:
         self.dataset = dataset
         self.mapping = SchemaMap(dataset.schema, target_schema)
         self.schema = self.mapping.dst
         self.codec = codec
+        self.fill_unlabelled = bool(fill_unlabelled)
+        self.schema_gaps = np.asarray([k == "unmatched" for k in self.mapping.kinds])  # no source can label these
 
     @property
     def seed(self) -> int:
@@ -70,7 +78,7 @@ class SourceAsTarget:
             "target": target,
             "target_weight": (np.asarray(weight, np.float32) * labelled).astype(np.float32),
             "keypoints": keypoints.astype(np.float32),
-            "pseudo_mask": (~labelled).astype(np.float32),
+            "pseudo_mask": (~labelled & (self.fill_unlabelled | self.schema_gaps)).astype(np.float32),
         }
 
 
@@ -85,6 +93,15 @@ def frozen_teacher(source: nn.Module | str | Path) -> nn.Module:
     for param in teacher.parameters():
         param.requires_grad_(False)
     return teacher.eval()
+
+
+def teacher_fingerprint(teacher: nn.Module) -> str:
+    """A digest of the teacher's weights: a resumed run checks it rebuilt the teacher it started with."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in teacher.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def crops_to_pixels(images: torch.Tensor, model: nn.Module) -> torch.Tensor:
