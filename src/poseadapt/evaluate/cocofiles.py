@@ -99,45 +99,63 @@ def check_plain_coco(
         or min((a.area for a in anns), default=1.0) <= 0
         or min((min(a.bbox[2], a.bbox[3]) for a in anns), default=1.0) <= 0
         or min((a.num_keypoints for a in anns), default=0) < 0
-        or not {_count_values(a.keypoints) for a in anns} <= {width}
         or not {d.image_id for d in preds} <= image_ids
         or not {d.category_id for d in preds} <= cat_ids
-        or {_count_values(d.keypoints) for d in preds} != {width}
     ):
         return None
-    if not _visibility_flags_valid([a.keypoints for a in anns]):
+    gt_lists, pred_lists = _NumberLists([a.keypoints for a in anns]), _NumberLists([d.keypoints for d in preds])
+    if not (gt_lists.all_of_length(width) and pred_lists.all_of_length(width) and gt_lists.flags_are_visibility()):
         return None
     return PlainCocoFiles(resolved, tuple(c.id for c in kp_cats), len(gt.annotations), len(preds))
 
 
-def _visibility_flags_valid(raws: list[msgspec.Raw]) -> bool:
-    """True only when every third value of the GT keypoint lists is written 0, 1, 2, 0.0, 1.0 or 2.0.
+class _NumberLists:
+    """Many raw JSON lists of numbers (msgspec checked the syntax), inspected as one byte array with numpy.
 
-    Works on the bytes with numpy (no float parsing): values are located by their commas. A False only sends the
-    file to the full loader, which gives the exact verdict, so unusual spellings (spaces, 2.00) merely cost time.
+    No float is parsed: values are located by their separators, which makes these checks ~10 ms for 1 M values
+    where per-list Python calls cost ~40 ms. A False only sends the file to the full loader, which gives the exact
+    verdict, so an unusual spelling (nested lists, spaces inside a list, `2.00`) merely costs time.
     """
-    import numpy as np
 
-    text = b",".join([bytes(r)[1:-1] for r in raws])
-    if not text:
-        return True
-    chars = np.frombuffer(text, dtype=np.uint8)
-    commas = np.flatnonzero(chars == ord(","))
-    if commas.size % 3 != 2:
-        return False
-    starts = commas[1::3] + 1  # value 3j+2 starts after comma 3j+1
-    starts += chars[np.minimum(starts, chars.size - 1)] == ord(" ")  # json.dumps writes ", "
-    ends = np.append(commas[2::3], chars.size)
-    lengths = ends - starts
-    if not np.isin(lengths, (1, 3)).all():
-        return False
-    if not ((chars[starts] >= ord("0")) & (chars[starts] <= ord("2"))).all():
-        return False
-    s3 = starts[lengths == 3]
-    return bool(((chars[s3 + 1] == ord(".")) & (chars[s3 + 2] == ord("0"))).all())
+    def __init__(self, raws: list[msgspec.Raw]) -> None:
+        import numpy as np
 
+        parts = [bytes(r) for r in raws]
+        self.chars = np.frombuffer(b"".join(parts), dtype=np.uint8)
+        self.offsets = np.cumsum([0, *map(len, parts)])[:-1]
+        self.num_lists = len(parts)
 
-def _count_values(raw: msgspec.Raw) -> int:
-    """Number of values in a raw JSON list of numbers (msgspec checked the syntax); -1 if it is not a flat list."""
-    text = bytes(raw)
-    return text.count(b",") + 1 if text[:1] == b"[" and text.count(b"[") == 1 else -1
+    def all_of_length(self, n: int) -> bool:
+        """Every list is flat and holds exactly n values."""
+        import numpy as np
+
+        if self.num_lists == 0:
+            return True
+        chars, offsets = self.chars, self.offsets
+        if not (chars[offsets] == ord("[")).all() or np.count_nonzero(chars == ord("[")) != self.num_lists:
+            return False
+        commas_before = np.searchsorted(np.flatnonzero(chars == ord(",")), np.append(offsets, chars.size))
+        return bool((np.diff(commas_before) == n - 1).all())
+
+    def flags_are_visibility(self) -> bool:
+        """Every third value (after all_of_length(3K)) is written 0, 1, 2, 0.0, 1.0 or 2.0."""
+        import numpy as np
+
+        chars = self.chars
+        if chars.size == 0:
+            return True
+        opens = (chars == ord("[")) | (chars == ord(","))
+        closes = (chars == ord(",")) | (chars == ord("]"))
+        starts = np.flatnonzero(opens)[2::3] + 1  # value 3j+2 of each list
+        ends = np.flatnonzero(closes)[2::3]
+        if starts.size != ends.size:
+            return False
+        starts += chars[starts] == ord(" ")  # json.dumps writes ", "
+        lengths = ends - starts
+        if not np.isin(lengths, (1, 3)).all():
+            return False
+        first = chars[starts]
+        if not ((first >= ord("0")) & (first <= ord("2"))).all():
+            return False
+        s3 = starts[lengths == 3]
+        return bool(((chars[s3 + 1] == ord(".")) & (chars[s3 + 2] == ord("0"))).all())
