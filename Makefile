@@ -26,6 +26,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
+demo: $(STAMP)
+	$(VENV)/bin/poseadapt demo --out demo_out
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 

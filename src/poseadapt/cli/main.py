@@ -249,6 +249,29 @@ def train(
     train_cmd.run(recipe, overrides or [], out, resume, json_out)
 
 
+# ---------------------------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small run (under 3 minutes on 2 CPU cores) instead of the full one.")
+    ] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder: report.md, plots, demo_summary.json, data/, runs/.")
+    ] = Path("demo_out"),
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Where the adult model is cached (default ~/.cache/poseadapt/demo)."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor fill the cache: always pre-train.")
+    ] = False,
+) -> None:
+    """Synthetic adults -> infants: pre-train, measure the domain gap, fine-tune four ways, print and report."""
+    from poseadapt.cli import demo_cmd
+
+    demo_cmd.run(quick, out, cache_dir, no_cache)
+
+
 def main(argv: list[str] | None = None) -> None:
     from poseadapt.errors import PoseAdaptError
 

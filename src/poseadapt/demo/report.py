@@ -76,7 +76,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------------ plots
-def plot_learning_curves(pretrain: dict[str, list[float]], finetune: dict[str, dict[str, list[float]]], labels: dict[str, str], path: Path) -> Path:
+def plot_learning_curves(
+    pretrain: dict[str, list[float]], finetune: dict[str, dict[str, list[float]]], labels: dict[str, str], path: Path
+) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (a, b), (c, d) = axes
@@ -163,7 +165,9 @@ def plot_overlays(panels: list[dict[str, Any]], columns: list[str], path: Path) 
     return _save(fig, path)
 
 
-def draw_skeleton(ax: Any, keypoints: np.ndarray, skeleton: list[tuple[int, int]], color: str, thr: float = 0.2) -> None:
+def draw_skeleton(
+    ax: Any, keypoints: np.ndarray, skeleton: list[tuple[int, int]], color: str, thr: float = 0.2
+) -> None:
     """Keypoints (K, 3) with scores, joined by the schema's skeleton edges (both ends above `thr`)."""
     for a, b in skeleton:
         if keypoints[a, 2] > thr and keypoints[b, 2] > thr:

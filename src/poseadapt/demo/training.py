@@ -63,10 +63,10 @@ def initial_checkpoint(settings: DemoSettings, path: Path) -> Path:
 
 
 def sincos_pos_embed(dim: int, grid: tuple[int, int]) -> Any:
-    """MAE's fixed 2-D sine-cosine position embedding (1, h*w, dim), used here as the starting point.
+    """MAE's 2-D sine-cosine position embedding (1, h*w, dim), the demo model's starting point (still trained).
 
-    A ViT trained from scratch on a few thousand images localises keypoints far sooner when every token starts
-    out knowing where it is: from the usual random init (std 0.02) the position signal must be learned first.
+    From the usual random init (std 0.02) a ViT trained from scratch must first learn where its tokens are; starting
+    from positions helped a little in the demo's measurements (8.8 vs 9.1 px median error after 800 steps).
     """
     import torch
 
@@ -105,14 +105,18 @@ def _source(rs: RenderedSet, schema: str) -> dict[str, Any]:
     return {"ann": str(rs.annotations[schema]), "images": str(rs.images)}
 
 
+def _train_source(settings: DemoSettings, rs: RenderedSet, schema: str) -> dict[str, Any]:
+    return {**_source(rs, schema), "augment": settings.augment_specs()}
+
+
 def pretrain_recipe(
     settings: DemoSettings, init: Path, train: RenderedSet, val: RenderedSet, progress: bool
 ) -> dict[str, Any]:
-    """Adults, coco17, from scratch: AdamW, linear warm-up then cosine decay, the ViTPose augmentations."""
+    """Adults, coco17, from scratch: AdamW, linear warm-up then cosine decay, the demo's mild augmentation."""
     m = settings.model
     return {
         "model": {"name": ARCH, "input_size": list(m.input_size), "schema": "coco17", "checkpoint": str(init)},
-        "data": {"train": [_source(train, "coco17")], "val": _source(val, "coco17")},
+        "data": {"train": [_train_source(settings, train, "coco17")], "val": _source(val, "coco17")},
         "optim": {"lr": settings.pretrain_lr, "weight_decay": 0.05},
         "schedule": {
             "epochs": settings.pretrain_epochs,
@@ -151,9 +155,14 @@ def finetune_recipe(
             "schema": "infant21",
             "checkpoint": str(source_checkpoint),
         },
-        "data": {"train": [_source(infants, "infant21")], "val": _source(infant_val, "infant21")},
+        "data": {"train": [_train_source(settings, infants, "infant21")], "val": _source(infant_val, "infant21")},
         "optim": {"lr": strategy.lr, "weight_decay": 0.05},
-        "schedule": {"epochs": settings.finetune_epochs, "warmup_iters": 20, "policy": "cosine", "min_lr_ratio": 0.01},
+        "schedule": {
+            "epochs": settings.finetune_epochs,
+            "warmup_iters": settings.warmup_iters,
+            "policy": "cosine",
+            "min_lr_ratio": 0.01,
+        },
         "train": _train_section(settings, val_interval=1, progress=progress),
         "finetune": finetune,
     }
