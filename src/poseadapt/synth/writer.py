@@ -122,7 +122,9 @@ def write_dataset_files(
         for done, i in enumerate(range(n), start=1):
             collect(_render_one(i), done)
     else:
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        # Not "fork": forking a process that runs other threads (torch, OpenCV, pytest-xdist) can deadlock the
+        # children on a lock held at fork time (seen in the test suite). forkserver children start clean.
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         with ctx.Pool(workers, initializer=_init, initargs=(*init_args, True)) as pool:
             chunk = max(1, min(32, n // (workers * 4) or 1))
             for done, result in enumerate(pool.imap(_render_one, range(n), chunksize=chunk), start=1):
