@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from poseadapt.errors import PoseAdaptError
-from poseadapt.models.heads import HeadConfig, SimCCHeadConfig, classic_head, sapiens_head, simple_head
+from poseadapt.models.heads import HeadConfig, SimCCHeadConfig, classic_head, light_head, sapiens_head, simple_head
 from poseadapt.models.pose_model import HeadSpec, PoseModel, PoseModelConfig
 from poseadapt.models.vit import ViTConfig
 from poseadapt.schemas import KeypointSchema, get_schema
@@ -18,6 +18,7 @@ from poseadapt.schemas import KeypointSchema, get_schema
 # name -> (embed_dim, depth, num_heads, mlp_dim, drop_path_rate, ViTPose++ part_features)
 VIT_SIZES: dict[str, tuple[int, int, int, int, float, int]] = {
     "vit_tiny": (64, 2, 2, 256, 0.0, 16),
+    "vit_synth": (192, 6, 3, 768, 0.0, 48),  # the embedded foundation model's backbone (with a conv stem)
     "vit_small": (384, 12, 12, 1536, 0.1, 96),
     "vit_base": (768, 12, 12, 3072, 0.3, 192),
     "vit_large": (1024, 24, 16, 4096, 0.5, 256),
@@ -27,7 +28,9 @@ VIT_SIZES: dict[str, tuple[int, int, int, int, float, int]] = {
     "sapiens_1b": (1536, 40, 24, 6144, 0.0, 0),
     "sapiens_2b": (1920, 48, 32, 7680, 0.0, 0),
 }
-HEAD_KINDS = ("classic", "simple", "sapiens", "simcc")
+# entries whose layout differs from plain ViTPose beyond the sizes above
+VIT_EXTRAS: dict[str, dict[str, Any]] = {"vit_synth": {"conv_stem": 2}}
+HEAD_KINDS = ("classic", "light", "simple", "sapiens", "simcc")
 
 
 def list_models() -> list[str]:
@@ -52,6 +55,7 @@ def vit_config(name: str, img_size: tuple[int, int] | None = None, num_experts: 
         drop_path_rate=dpr,
         num_experts=num_experts,
         part_features=part if num_experts else 0,
+        **VIT_EXTRAS.get(name, {}),
     )
     return replace(cfg, **overrides) if overrides else cfg
 
@@ -60,6 +64,8 @@ def head_config(kind: str, input_size: tuple[int, int] = (192, 256)) -> HeadConf
     """A head preset by kind; `input_size` (w, h) only matters for SimCC."""
     if kind == "classic":
         return classic_head()
+    if kind == "light":
+        return light_head()
     if kind == "simple":
         return simple_head()
     if kind == "sapiens":

@@ -59,6 +59,11 @@ def classic_head() -> HeatmapHeadConfig:
     return HeatmapHeadConfig()
 
 
+def light_head() -> HeatmapHeadConfig:
+    """The classic head at half width (two 128-channel deconvs): for small backbones, where 256 would dominate."""
+    return HeatmapHeadConfig(deconv_channels=(128, 128))
+
+
 def simple_head() -> HeatmapHeadConfig:
     return HeatmapHeadConfig(deconv_channels=(), deconv_kernels=(), final_kernel=3, upsample=4)
 

@@ -44,6 +44,7 @@ class ViTConfig:
     num_experts: int = 0
     part_features: int = 0
     layer_scale: bool = False
+    conv_stem: int = 0  # >0: that many stride-2 3x3 conv layers before the patch projection (Xiao et al. 2021)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "img_size", tuple(int(v) for v in self.img_size))
@@ -51,6 +52,10 @@ class ViTConfig:
             raise PoseAdaptError(f"ViT embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.num_experts == 1 or self.num_experts < 0:
             raise PoseAdaptError(f"ViT num_experts must be 0 (dense) or >= 2, got {self.num_experts}")
+        if self.conv_stem and self.patch_size % (2**self.conv_stem):
+            raise PoseAdaptError(
+                f"ViT patch_size {self.patch_size} is not divisible by 2**conv_stem ({self.conv_stem})"
+            )
         if self.num_experts and not 0 < self.part_features < self.embed_dim:
             raise PoseAdaptError(
                 f"ViT part_features must be in (0, {self.embed_dim}) with experts, got {self.part_features}"
@@ -150,13 +155,27 @@ class LayerScale(nn.Module):
 
 
 class PatchEmbed(nn.Module):
+    """Patchify with one strided conv, or (`conv_stem` > 0) with stride-2 3x3 convs first and a smaller patch conv.
+
+    Early convolutions make small ViTs trained from scratch converge much faster and more stably ("Early
+    Convolutions Help Transformers See Better", Xiao et al. 2021); the token grid is the same either way.
+    """
+
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(
-            cfg.in_chans, cfg.embed_dim, cfg.patch_size, stride=cfg.patch_size, padding=cfg.patch_padding
-        )
+        layers: list[nn.Module] = []
+        channels, stride = cfg.in_chans, cfg.patch_size
+        for i in range(cfg.conv_stem):
+            out = max(16, cfg.embed_dim // 2 ** (cfg.conv_stem - i))
+            layers += [nn.Conv2d(channels, out, 3, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            channels, stride = out, stride // 2
+        self.stem = nn.Sequential(*layers) if layers else None
+        padding = cfg.patch_padding * stride // cfg.patch_size
+        self.proj = nn.Conv2d(channels, cfg.embed_dim, stride, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        if self.stem is not None:
+            x = self.stem(x)
         x = self.proj(x)
         h, w = x.shape[-2:]
         # contiguous (B, N, C): otherwise every later add / LayerNorm inherits the conv's (B, C, N) strides

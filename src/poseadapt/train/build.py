@@ -123,6 +123,8 @@ def build_dataset(
 
     head_schema = model.schemas[head]
     images: dict[int, Any] | None = None
+    if src.synth is not None and src.synth.stream and train:
+        return _synth_stream(src, key, model, head_schema, padding)
     if src.synth is not None:
         import cv2
 
@@ -168,6 +170,36 @@ def build_dataset(
     if len(dataset) == 0:
         raise DataError(f"recipe key '{key}': no usable person annotations (none with labelled keypoints)")
     return dataset
+
+
+def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, padding: float) -> Any:
+    from poseadapt.data.augment import build_transforms
+    from poseadapt.data.synth_stream import SynthStreamDataset
+    from poseadapt.schemas import get_schema
+
+    s = src.synth
+    assert s is not None
+    schema = get_schema(src.schema_name) if src.schema_name else head_schema
+    if list(schema.keypoints) != list(head_schema.keypoints):
+        raise SchemaError(f"recipe key '{key}.schema': '{schema.name}' does not match the head's '{head_schema.name}'")
+    try:
+        transforms = build_transforms(src.augment) if src.augment is not None else None
+    except PoseAdaptError as exc:
+        raise PoseAdaptError(f"recipe key '{key}.augment': {exc}") from None
+    people = s.people if isinstance(s.people, int) else tuple(s.people)
+    return SynthStreamDataset(
+        s.population,
+        schema,
+        model.codec,
+        model.input_size,
+        n=s.n,
+        view=s.view,
+        size=s.size,
+        seed=s.seed,
+        people=people,
+        transforms=transforms,
+        padding=padding,
+    )
 
 
 def build_trainer(

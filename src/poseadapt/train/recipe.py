@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from poseadapt.errors import PoseAdaptError
 
-HEAD_KINDS = ("classic", "simple", "sapiens", "simcc")
+HEAD_KINDS = ("classic", "light", "simple", "sapiens", "simcc")
 
 
 class Section(BaseModel):
@@ -38,7 +38,7 @@ class ModelSection(Section):
     name: str = "vit_base"
     input_size: tuple[int, int] = Field((192, 256), description="(w, h) of the input crop")
     schemas: list[str] = Field(["coco17"], alias="schema", description="keypoint schema per head")
-    head: Literal["classic", "simple", "sapiens", "simcc"] = "classic"
+    head: Literal["classic", "light", "simple", "sapiens", "simcc"] = "classic"
     checkpoint: Path | None = None
     drop_path: float | None = Field(None, ge=0.0, lt=1.0)
     grad_checkpointing: bool = False
@@ -64,7 +64,16 @@ class SynthSource(Section):
     n: int = Field(64, ge=1)
     size: int = Field(256, ge=16)
     seed: int = Field(0, ge=0)
-    people: int = Field(1, ge=1, le=8)
+    people: int | tuple[int, int] = Field(1, description="people per image, or a [min, max] range (1..8)")
+    stream: bool = Field(False, description="render every sample afresh as it is drawn (n per epoch, never repeated)")
+
+    @field_validator("people")
+    @classmethod
+    def _people(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
+        lo, hi = (v, v) if isinstance(v, int) else v
+        if not 1 <= lo <= hi <= 8:
+            raise ValueError(f"must be within 1..8 (a number or [min, max]), got {v}")
+        return v
 
 
 class DataSource(Section):

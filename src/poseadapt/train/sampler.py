@@ -64,7 +64,9 @@ class MixedDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: Index) -> dict[str, Any]:
         d, i, epoch = index
         ds = self.datasets[d]
-        if hasattr(ds, "get") and hasattr(ds, "seed"):
+        if hasattr(ds, "item"):  # a stream that renders per (index, epoch)
+            item = ds.item(i, epoch)
+        elif hasattr(ds, "get") and hasattr(ds, "seed"):
             item = ds.get(i, np.random.default_rng([ds.seed, epoch, i]))
         else:
             item = ds[i]
