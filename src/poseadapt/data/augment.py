@@ -54,7 +54,11 @@ __all__ = [
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
-_LOWER_BODY_WORDS = ("hip", "knee", "ankle", "heel", "toe", "foot", "feet", "leg", "thigh", "shin", "calf")
+# Name tokens (after `canonical_keypoint_name`) that put a keypoint in the lower half, and groups that do.
+_LOWER_BODY_WORDS = frozenset(
+    "hip hips pelvis knee knees ankle ankles heel heels toe toes foot feet leg legs thigh shin calf".split()
+)
+_LOWER_BODY_GROUPS = ("lower_body", "legs", "back_legs", "hind_legs", "feet", "foot")
 
 
 @dataclass
@@ -155,18 +159,30 @@ def flip_sample(sample: TopDownSample, flip_index: np.ndarray) -> TopDownSample:
 
 
 def body_halves(schema: KeypointSchema) -> tuple[np.ndarray, np.ndarray]:
-    """(upper, lower) keypoint indices for half-body crops.
+    """(upper, lower) keypoint indices for half-body crops, split as mmpose 1.x's `upper_body_ids`/`lower_body_ids`.
 
-    Lower = the schema's `lower_body` (and `feet`/`legs`) groups when it has them, otherwise every keypoint whose
-    name mentions hip, knee, ankle, heel, toe, foot, leg...; upper = all the rest (head, arms, hands). For COCO-17
-    this is mmpose's split: 0-10 upper, 11-16 lower.
+    Lower = hips (and a pelvis / mid hip / root), knees, ankles and feet, found by name after spelling
+    normalisation, plus the members of any `lower_body`, `legs`, `back_legs`, `hind_legs`, `feet` or `foot`
+    group; upper = all the rest (head, trunk, arms, hands, face). A group is added to the name rule, never a
+    substitute for it: COCO-WholeBody's `foot` group alone would leave its hips, knees and ankles in the upper half.
+    Animals: hind legs and the tail root are lower, front legs (front paws included) upper. mmpose's ap10k.py
+    marks R_F_Paw 'lower' but L_F_Paw 'upper' (and humanart21.py the fingers 'lower'); those look like slips and
+    are not copied, so a flipped sample keeps every point in the same half.
     """
-    lower_groups = [g for g in schema.groups if g in ("lower_body", "legs", "feet", "foot")]
-    if lower_groups:
-        lower_names = {n for g in lower_groups for n in schema.groups[g]}
-        lower = [i for i, n in enumerate(schema.keypoints) if n in lower_names]
-    else:
-        lower = [i for i, n in enumerate(schema.keypoints) if any(w in n.lower() for w in _LOWER_BODY_WORDS)]
+    from poseadapt.schemas.mapping import canonical_keypoint_name
+
+    grouped = {n for g in _LOWER_BODY_GROUPS if g in schema.groups for n in schema.groups[g]}
+    lower = []
+    for i, name in enumerate(schema.keypoints):
+        canonical = canonical_keypoint_name(name)
+        tokens = set(canonical.split("_"))
+        if (
+            name in grouped
+            or tokens & _LOWER_BODY_WORDS
+            or canonical.endswith(("back_paw", "root_of_tail"))
+            or canonical in ("mid_hip", "pelvis")
+        ):
+            lower.append(i)
     lower_set = set(lower)
     upper = [i for i in range(len(schema.keypoints)) if i not in lower_set]
     return np.asarray(upper, dtype=np.intp), np.asarray(lower, dtype=np.intp)
@@ -175,10 +191,10 @@ def body_halves(schema: KeypointSchema) -> tuple[np.ndarray, np.ndarray]:
 class RandomHalfBody(Transform):
     """With probability `prob`, re-centre the box on the upper or the lower body (mmpose 1.x RandomHalfBody).
 
-    Applies only when at least `min_total_keypoints` are labelled (ViTPose: 8). Upper is preferred with
-    `upper_prioritized_prob`; a half with too few labelled points (`min_upper_keypoints`, `min_lower_keypoints`)
-    gives way to the other. The new box spans the chosen labelled keypoints, centred on their mean, times `padding`.
-    It teaches the model truncated people, which top-down crops from a detector often are.
+    Applies only when at least `min_total_keypoints` are labelled (mmpose 1.x: 9; mmpose 0.x / ViTPose: 8). Upper
+    is preferred with `upper_prioritized_prob`; a half with too few labelled points (`min_upper_keypoints`,
+    `min_lower_keypoints`) gives way to the other. The new box spans the chosen labelled keypoints, centred on
+    their mean, times `padding`. It teaches the model truncated people, which top-down crops from a detector often are.
     """
 
     stage = "box"
@@ -186,7 +202,7 @@ class RandomHalfBody(Transform):
     def __init__(
         self,
         prob: float = 0.3,
-        min_total_keypoints: int = 8,
+        min_total_keypoints: int = 9,
         min_upper_keypoints: int = 2,
         min_lower_keypoints: int = 3,
         padding: float = 1.5,
