@@ -86,7 +86,7 @@ def test_auc_of_known_curves() -> None:
     gt = [[[0, 0, 2], [0, 0, 2], [0, 0, 2]]]
     pred = [[[10.25, 0, 1], [0, 30.25, 1], [10.25, 0, 1]]]
     d = data(gt, [[0, 0, 100, 100]], pred)
-    auc = compute_pck_metric(d, TRI, "auc", alpha=0.5)
+    auc = compute_pck_metric(d, TRI, "auc", alpha=0.5, auc_rule="trapezoid")
     assert auc.value == pytest.approx((2 / 3 * (0.5 - 0.1025) + 1 / 3 * (0.5 - 0.3025)) / 0.5)
     assert auc.per_keypoint["b"] == pytest.approx((0.5 - 0.3025) / 0.5)
 

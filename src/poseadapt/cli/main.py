@@ -85,11 +85,18 @@ def score(
     engine: Annotated[str, typer.Option("--engine", hidden=True, help="OKS AP engine: hotcoco | pycocotools")] = (
         "hotcoco"
     ),
+    average: Annotated[
+        str | None,
+        typer.Option("--average", help="PCK/AUC overall value: keypoint (mean of per-keypoint) | pooled | mpii."),
+    ] = None,
+    auc_rule: Annotated[str, typer.Option("--auc-rule", help="AUC: mmpose (20 thresholds) | trapezoid.")] = "mmpose",
 ) -> None:
     """Score predictions against ground truth: OKS AP/AR (COCO), PCK, PCKh, AUC or EPE."""
     from poseadapt.cli import score_cmd
 
-    score_cmd.run(gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out, engine)
+    score_cmd.run(
+        gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out, engine, average=average, auc_rule=auc_rule
+    )
 
 
 # ---------------------------------------------------------------------------------------------- check (data)

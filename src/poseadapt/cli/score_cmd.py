@@ -42,6 +42,9 @@ def run(
     per_keypoint: bool,
     json_out: bool,
     engine: str = "hotcoco",
+    *,
+    average: str | None = None,
+    auc_rule: str = "mmpose",
 ) -> None:
     """Score and print: one JSON object with `--json`, else an aligned table (plus per-keypoint rows if asked)."""
     from poseadapt.evaluate.score import score_files
@@ -55,6 +58,8 @@ def run(
         normalize=parse_normalize(normalize),
         per_keypoint=per_keypoint,
         engine=engine,
+        average=average,
+        auc_rule=auc_rule,
     )
     if json_out:
         sys.stdout.write(json.dumps(_json_safe(result.to_dict()), indent=2) + "\n")

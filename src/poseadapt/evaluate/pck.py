@@ -14,10 +14,26 @@ Counting rules (one place, so every number in a report means the same thing):
   predictions). A person whose normaliser cannot be measured (torso or head keypoints unlabelled, no head box) is
   left out and counted in `people_without_normaliser`.
 
-Normalisers: `bbox` = max(w, h) of the GT box; `torso` = mean length of the labelled shoulder-hip diagonals
-(left_shoulder-right_hip, right_shoulder-left_hip); `head` = 0.6 x the diagonal of the annotation's `head_bbox`
-(xywh; the MPII PCKh convention) when it has one, else the head_top-upper_neck distance; a number = that length
-in pixels for every person.
+Averaging (`average`, reported with every result so a number says how it was made):
+
+* `keypoint` (default for PCK and AUC): PCK of each keypoint over the people that label it, then the mean over
+  keypoints that anybody labelled (mmpose `PCKAccuracy` / `keypoint_pck_accuracy`). A rarely labelled point
+  weighs as much as a common one.
+* `pooled`: every counted keypoint of every person once (the mean weighted by each keypoint's count).
+* `mpii` (default for PCKh): pooled, leaving out keypoints named `pelvis` and `thorax` (MPII's evaluation and mmpose
+  `MpiiPCKAccuracy`: per-joint PCKh weighted by joint counts, pelvis and thorax masked). Per-keypoint values are
+  still reported for them.
+
+AUC (`auc_rule`): `mmpose` (default) is mmpose's `keypoint_auc`: PCK (keypoint-averaged, strict `<`) at the
+thresholds i / n * alpha * normaliser for i = 0 .. n - 1 (n = 20), averaged (a left Riemann sum, so a perfect
+model scores 1 - 1/n = 0.95); mmpose's own call is `normalize` = 30 px with alpha = 1. `trapezoid` integrates the
+curve at 101 thresholds on [0, alpha] with `<=` and divides by alpha (a perfect model scores 1).
+
+Normalisers: `bbox` = max(w, h) of the GT box, clipped to the image first when the image size is known (mmpose 1.x
+clips each GT box to [0, width - 1] x [0, height - 1] when it loads a COCO-style dataset); `torso` = mean length
+of the labelled shoulder-hip diagonals (left_shoulder-right_hip, right_shoulder-left_hip); `head` = 0.6 x the
+diagonal of the annotation's `head_bbox` (xywh; the MPII PCKh convention) when it has one, else the
+head_top-upper_neck distance; a number = that length in pixels for every person.
 """
 
 from __future__ import annotations
@@ -31,8 +47,13 @@ import numpy as np
 from poseadapt.errors import PoseAdaptError, SchemaError
 from poseadapt.evaluate.oks import oks_matrix
 from poseadapt.schemas import KeypointSchema
+from poseadapt.schemas.mapping import spelled_keypoint_name
 
 NORMALISERS: tuple[str, ...] = ("bbox", "torso", "head")
+AVERAGES: tuple[str, ...] = ("keypoint", "pooled", "mpii")
+AUC_RULES: tuple[str, ...] = ("mmpose", "trapezoid")
+MPII_EXCLUDED: tuple[str, ...] = ("pelvis", "thorax")  # left out of MPII's overall PCKh
+MMPOSE_AUC_THRESHOLDS = 20
 MPII_HEAD_FACTOR = 0.6
 _TORSO_DIAGONALS: tuple[tuple[str, str], ...] = (("left_shoulder", "right_hip"), ("right_shoulder", "left_hip"))
 _HEAD_SEGMENTS: tuple[tuple[str, str], ...] = (("head_top", "upper_neck"), ("head_top", "neck"))
@@ -51,6 +72,7 @@ class KeypointData:
     pred_keypoints: np.ndarray  # (M, K, >=2)
     pred_scores: np.ndarray  # (M,)
     gt_head_boxes: np.ndarray | None = None  # (N, 4) xywh, NaN rows where an annotation has none
+    gt_image_sizes: np.ndarray | None = None  # (N, 2) width, height of each GT's image; 0 where unknown
 
 
 @dataclass
@@ -67,7 +89,7 @@ class PckResult:
     unmatched_predictions: int
     people_without_normaliser: int = 0
     keypoints_counted: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {self.metric.upper(): self.value}
@@ -149,7 +171,7 @@ def normalisers(data: KeypointData, schema: KeypointSchema, normalize: str | flo
         return np.full(len(data.gt_image_ids), value)
     gt = np.asarray(data.gt_keypoints, dtype=np.float64)
     if normalize == "bbox":
-        boxes = np.asarray(data.gt_boxes, dtype=np.float64)
+        boxes = clip_boxes(np.asarray(data.gt_boxes, dtype=np.float64), data.gt_image_sizes)
         size = np.maximum(boxes[:, 2], boxes[:, 3])
         return np.where(size > 0, size, np.nan)
     if normalize == "torso":
@@ -182,6 +204,20 @@ def normalisers(data: KeypointData, schema: KeypointSchema, normalize: str | flo
     raise PoseAdaptError(f"unknown PCK normaliser '{normalize}' (choose bbox, torso, head or a length in pixels)")
 
 
+def clip_boxes(boxes: np.ndarray, image_sizes: np.ndarray | None) -> np.ndarray:
+    """xywh boxes clipped to [0, W - 1] x [0, H - 1] as mmpose 1.x loads them; rows of unknown size (0) untouched."""
+    if image_sizes is None:
+        return boxes
+    sizes = np.asarray(image_sizes, dtype=np.float64)
+    known = (sizes[:, 0] > 0) & (sizes[:, 1] > 0)
+    x1 = np.clip(boxes[:, 0], 0, sizes[:, 0] - 1)
+    y1 = np.clip(boxes[:, 1], 0, sizes[:, 1] - 1)
+    x2 = np.clip(boxes[:, 0] + boxes[:, 2], 0, sizes[:, 0] - 1)
+    y2 = np.clip(boxes[:, 1] + boxes[:, 3], 0, sizes[:, 1] - 1)
+    clipped = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
+    return np.where(known[:, None], clipped, boxes)
+
+
 def _segments(schema: KeypointSchema, pairs: tuple[tuple[str, str], ...]) -> list[tuple[int, int]]:
     names = set(schema.keypoints)
     return [(schema.index(a), schema.index(b)) for a, b in pairs if a in names and b in names]
@@ -192,16 +228,39 @@ def _segment_length(gt: np.ndarray, a: int, b: int) -> np.ndarray:
     return np.where(both, np.linalg.norm(gt[:, a, :2] - gt[:, b, :2], axis=-1), np.nan)
 
 
-def pck_curve(errors: np.ndarray, norms: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PCK at each alpha: overall (A,) and per keypoint (A, K); NaN per keypoint where nothing was counted."""
+def pck_curve(
+    errors: np.ndarray,
+    norms: np.ndarray,
+    alphas: np.ndarray,
+    *,
+    average: str = "pooled",
+    keep: np.ndarray | None = None,
+    strict: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """PCK at each alpha: overall (A,) and per keypoint (A, K); NaN per keypoint where nothing was counted.
+
+    `average` is `pooled` or `keypoint` (module docstring); `keep` (K,) bool limits the overall value to some
+    keypoints (MPII leaves out pelvis and thorax); `strict` counts error < threshold (mmpose) instead of <=.
+    """
     counted = ~np.isnan(errors) & ~np.isnan(norms)[:, None]
     scaled = np.where(counted, errors / np.where(np.isnan(norms), 1.0, norms)[:, None], np.inf)
-    correct = scaled[None] <= np.asarray(alphas, dtype=np.float64)[:, None, None]  # (A, N, K)
+    thresholds = np.asarray(alphas, dtype=np.float64)[:, None, None]
+    correct = (scaled[None] < thresholds) if strict else (scaled[None] <= thresholds)  # (A, N, K)
     correct &= counted[None]
     per_kp_count = counted.sum(0)
+    hits = correct.sum(1)  # (A, K)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_keypoint = correct.sum(1) / per_kp_count
-        overall = correct.sum((1, 2)) / counted.sum()
+        per_keypoint = hits / per_kp_count
+    use = per_kp_count > 0
+    if keep is not None:
+        use &= np.asarray(keep, dtype=bool)
+    if average == "keypoint":
+        overall = per_keypoint[:, use].mean(axis=1) if use.any() else np.full(len(hits), np.nan)
+    elif average == "pooled":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overall = hits[:, use].sum(axis=1) / per_kp_count[use].sum()
+    else:
+        raise PoseAdaptError(f"unknown PCK average '{average}' (choose keypoint or pooled)")
     return overall, per_keypoint
 
 
@@ -222,10 +281,22 @@ def compute_pck_metric(
     alpha: float | None = None,
     normalize: str | float = "bbox",
     auc_points: int = 101,
+    average: str | None = None,
+    auc_rule: str = "mmpose",
 ) -> PckResult:
-    """One of pck | pckh | auc | epe, overall and per keypoint (see the module docstring for what is counted)."""
+    """One of pck | pckh | auc | epe, overall and per keypoint (see the module docstring for what is counted).
+
+    `average`: keypoint | pooled | mpii (None: the metric's convention, `mpii` for PCKh, else `keypoint`);
+    `auc_rule`: mmpose | trapezoid.
+    """
     if metric not in ("pck", "pckh", "auc", "epe"):
         raise PoseAdaptError(f"unknown metric '{metric}' (choose ap, pck, pckh, auc or epe)")
+    if average is None:
+        average = "mpii" if metric == "pckh" else "keypoint"
+    if average not in AVERAGES:
+        raise PoseAdaptError(f"unknown PCK average '{average}' (choose {', '.join(AVERAGES)})")
+    if auc_rule not in AUC_RULES:
+        raise PoseAdaptError(f"unknown AUC rule '{auc_rule}' (choose {', '.join(AUC_RULES)})")
     if metric == "pckh":
         normalize = "head"
     match = match_predictions(data, schema.sigmas)
@@ -253,14 +324,25 @@ def compute_pck_metric(
     without = int((np.isnan(norms) & scorable).sum())
     counted = int((~np.isnan(errors) & ~np.isnan(norms)[:, None]).sum())
     norm_label = normalize if isinstance(normalize, str) else f"{float(normalize):g}px"
+    keep = None
+    if average == "mpii":
+        keep = np.array([spelled_keypoint_name(k) not in MPII_EXCLUDED for k in schema.keypoints])
+    how = "keypoint" if average == "keypoint" else "pooled"
+    extra: dict[str, object] = {"average": average}
     if metric == "auc":
         if alpha <= 0:
             raise PoseAdaptError("AUC needs --alpha > 0 (the largest threshold of the PCK curve)")
-        alphas = np.linspace(0.0, alpha, auc_points)
-        overall, per_kp = pck_curve(errors, norms, alphas)
-        value, per = float(auc_from_curve(alphas, overall)), auc_from_curve(alphas, per_kp)
+        extra["auc_rule"] = auc_rule
+        if auc_rule == "mmpose":
+            alphas = np.arange(MMPOSE_AUC_THRESHOLDS) / MMPOSE_AUC_THRESHOLDS * alpha
+            overall, per_kp = pck_curve(errors, norms, alphas, average=how, keep=keep, strict=True)
+            value, per = float(overall.mean()), per_kp.mean(axis=0)
+        else:
+            alphas = np.linspace(0.0, alpha, auc_points)
+            overall, per_kp = pck_curve(errors, norms, alphas, average=how, keep=keep)
+            value, per = float(auc_from_curve(alphas, overall)), auc_from_curve(alphas, per_kp)
     else:
-        overall, per_kp = pck_curve(errors, norms, np.array([alpha]))
+        overall, per_kp = pck_curve(errors, norms, np.array([alpha]), average=how, keep=keep)
         value, per = float(overall[0]), per_kp[0]
     return PckResult(
         metric,
@@ -271,6 +353,7 @@ def compute_pck_metric(
         **counts,
         people_without_normaliser=without,
         keypoints_counted=counted,
+        extra=extra,
     )
 
 

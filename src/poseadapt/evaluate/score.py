@@ -50,6 +50,8 @@ def score_files(
     normalize: str | float = "bbox",
     per_keypoint: bool = False,
     engine: str = "hotcoco",
+    average: str | None = None,
+    auc_rule: str = "mmpose",
 ) -> ScoreResult:
     """Score `pred` against `gt` with one metric (ap | pck | pckh | auc | epe); see the module docstring."""
     metric = metric.lower()
@@ -62,7 +64,15 @@ def score_files(
 
     gt_data = load_coco_keypoints(gt, schema)
     preds = load_predictions(pred, gt_data)
-    result = compute_pck_metric(keypoint_data(gt_data, preds), gt_data.schema, metric, alpha=alpha, normalize=normalize)
+    result = compute_pck_metric(
+        keypoint_data(gt_data, preds),
+        gt_data.schema,
+        metric,
+        alpha=alpha,
+        normalize=normalize,
+        average=average,
+        auc_rule=auc_rule,
+    )
     info = result.to_dict()
     values = {metric.upper(): info.pop(metric.upper())}
     per = info.pop("per_keypoint", {})
@@ -168,4 +178,12 @@ def keypoint_data(gt: Any, preds: Any) -> Any:
         pred_keypoints=preds.keypoints,
         pred_scores=preds.scores,
         gt_head_boxes=head if np.isfinite(head).any() else None,
+        gt_image_sizes=np.array([_image_size(gt.images.get(int(i))) for i in gt.image_ids], dtype=np.float64).reshape(
+            -1, 2
+        ),
     )
+
+
+def _image_size(image: Any) -> tuple[int, int]:
+    """(width, height) of a GT image, (0, 0) when the file does not say (then no box is clipped)."""
+    return (image.width, image.height) if image is not None else (0, 0)

@@ -99,6 +99,11 @@ def _spelling(name: str) -> str:
     return f"{side}_{part}" if side else part
 
 
+def spelled_keypoint_name(name: str) -> str:
+    """A name's normalised spelling only (case, spaces, hyphens, camelCase, side first), no synonyms applied."""
+    return _spelling(name)
+
+
 def canonical_keypoint_name(name: str) -> str:
     """The anatomical point a name denotes: spelling normalised, then synonyms applied (`l_top_head` -> ...)."""
     spelled = _spelling(name)
