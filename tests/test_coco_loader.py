@@ -308,9 +308,13 @@ def test_file_level_problems(tmp_path: Path, content: str | None, phrase: str) -
 
 def test_category_names_that_contradict_the_schema(tmp_path: Path) -> None:
     names = list(COCO17.keypoints)
-    names[5] = "l_shoulder"
+    names[5], names[6] = names[6], names[5]  # a real contradiction: the shoulders swapped
     message = error_of(load_coco_keypoints, write(tmp_path, coco_file([person(1, 1)], names=names)), "coco17")
-    assert "keypoint 5 is 'l_shoulder' in category 1 'person' but 'left_shoulder' in schema 'coco17'" in message
+    assert "keypoint 5 is 'right_shoulder' in category 1 'person' but 'left_shoulder' in schema 'coco17'" in message
+    names = list(COCO17.keypoints)
+    names[5] = "l_shoulder"  # another spelling of the same point: accepted, as inference accepts it
+    spelled = write(tmp_path, coco_file([person(1, 1)], names=names), "spelled.json")
+    assert load_coco_keypoints(spelled, "coco17").schema.name == load_coco_keypoints(spelled).schema.name == "coco17"
     short = write(tmp_path, coco_file([person(1, 1)], names=names[:16]), "short.json")
     assert "lists 16 keypoint names but schema 'coco17' has 17" in error_of(load_coco_keypoints, short, "coco17")
 

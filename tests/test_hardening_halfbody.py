@@ -18,6 +18,10 @@ MMPOSE_LOWER = {
     "mpii16": [0, 1, 2, 3, 4, 5, 6],  # ankles, knees, hips and the pelvis
     "halpe26": [11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24, 25],  # + mid hip and the six foot points
     "coco_wholebody133": list(range(11, 23)),  # hips, knees, ankles and the six foot points
+    "jhmdb15": [5, 6, 9, 10, 13, 14],
+    "halpe136": [11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24, 25],
+    # mmpose humanart21.py also marks the fingertips (17, 18) 'lower': a slip, a fingertip is on the arm
+    "humanart21": [11, 12, 13, 14, 15, 16, 19, 20],
     # mmpose ap10k.py: Root of tail, hips, knees, back paws, and R_F_Paw (10), while L_F_Paw (7) is 'upper': a slip
     # we do not copy (a flip would move the front paw between halves). Everything else agrees.
     "ap10k17": [4, 11, 12, 13, 14, 15, 16],

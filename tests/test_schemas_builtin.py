@@ -55,6 +55,19 @@ MMPOSE = {
         COCO_SIGMAS,
         [(3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)],
     ),
+    "humanart21": (  # mmpose humanart21.py
+        "nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow right_elbow "
+        "left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle right_ankle left_finger "
+        "right_finger left_toe right_toe",
+        COCO_SIGMAS + [0.089, 0.089, 0.089, 0.089],
+        [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20)],
+    ),
+    "jhmdb15": (  # mmpose jhmdb.py
+        "neck belly head right_shoulder left_shoulder right_hip left_hip right_elbow left_elbow right_knee "
+        "left_knee right_wrist left_wrist right_ankle left_ankle",
+        [0.025, 0.107, 0.025, 0.079, 0.079, 0.107, 0.107, 0.072, 0.072, 0.087, 0.087, 0.062, 0.062, 0.089, 0.089],
+        [(3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)],
+    ),
     "onehand21": (
         "wrist thumb1 thumb2 thumb3 thumb4 forefinger1 forefinger2 forefinger3 forefinger4 middle_finger1 "
         "middle_finger2 middle_finger3 middle_finger4 ring_finger1 ring_finger2 ring_finger3 ring_finger4 "
@@ -145,6 +158,18 @@ def test_matches_mmpose_reference(name):
     assert ours == theirs
     assert list(s.sigmas) == pytest.approx(sigmas, abs=0)
     assert _pairs_by_index(s) == {tuple(sorted(p)) for p in swaps}
+
+
+def test_halpe136_layout():
+    """mmpose halpe.py: halpe26's body order, then COCO-WholeBody's face and hands; its own sigmas."""
+    s = get_schema("halpe136")
+    wb, h26 = get_schema("coco_wholebody133"), get_schema("halpe26")
+    assert len(s) == 136 and s.keypoints[:26] == h26.keypoints and s.keypoints[26:] == wb.keypoints[23:]
+    body = COCO_SIGMAS + [0.08, 0.08, 0.08] + [0.089] * 6
+    assert list(s.sigmas) == body + [0.015] * 110
+    expected = {tuple(sorted(p)) for p in h26.flip_pair_index}
+    expected |= {(26 + a, 26 + b) for a, b in FACE_SWAP} | {(94 + i, 115 + i) for i in range(21)}
+    assert _pairs_by_index(s) == expected
 
 
 def test_coco17_sigmas_are_pycocotools():

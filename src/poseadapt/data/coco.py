@@ -36,6 +36,7 @@ from poseadapt.data.validate import (
 )
 from poseadapt.errors import DataError, SchemaError
 from poseadapt.schemas import KeypointSchema, find_builtin_by_keypoints, get_schema, list_schemas
+from poseadapt.schemas.mapping import keypoint_names_disagree
 
 # (field, validity flag, number of keypoints), in the order COCO-WholeBody's 133 keypoints are numbered.
 WHOLEBODY_PARTS: tuple[tuple[str, str | None, int], ...] = (
@@ -166,6 +167,8 @@ def coco_keypoints_from_dict(
         _check_image_files(images, Path(image_root or "."), decode_images, problems)
 
     anns = _keypoint_annotations(anns_raw, categories, kp_cat_ids, problems)
+    if not wholebody:
+        anns = _sized_keypoints(anns, len(kschema))
     n = len(anns)
     ids, bad = int_column([a.get("id") for a in anns])
     image_ids_raw = [a.get("image_id") for a in anns]
@@ -292,9 +295,11 @@ def _resolve_schema(
                 f"{source}: {cat} lists {len(names)} keypoint names but schema '{given.name}' has "  # type: ignore[arg-type]
                 f"{len(target)}{' body keypoints' if wholebody else ''}"
             )
-        for i, (a, b) in enumerate(zip(names, target, strict=True)):  # type: ignore[arg-type]
-            if a != b:
-                raise SchemaError(f"{source}: keypoint {i} is '{a}' in {cat} but '{b}' in schema '{given.name}'")
+        i = keypoint_names_disagree(names, given, target)  # type: ignore[arg-type]
+        if i is not None:
+            raise SchemaError(
+                f"{source}: keypoint {i} is '{names[i]}' in {cat} but '{target[i]}' in schema '{given.name}'"  # type: ignore[index]
+            )
     return given, wholebody, kp_cat_ids
 
 
@@ -362,6 +367,18 @@ def _keypoint_annotations(anns_raw: list, categories: list[dict], kp_cat_ids: li
     )
     keep = ~bad & np.isin(cat_ids, kp_cat_ids)
     return anns if keep.all() else [anns[i] for i in np.flatnonzero(keep)]
+
+
+def _sized_keypoints(anns: list[dict], k: int) -> list[dict]:
+    """Read `keypoints_K` where an annotation has it for the schema's K (Human-Art keeps COCO's 17 in `keypoints`
+    and its 21 in `keypoints_21`, `num_keypoints_21`): the raw dicts are not changed, copies are returned."""
+    field, count = f"keypoints_{k}", f"num_keypoints_{k}"
+    if not any(field in a for a in anns):
+        return anns
+    return [
+        {**a, "keypoints": a[field], "num_keypoints": a.get(count, a.get("num_keypoints"))} if field in a else a
+        for a in anns
+    ]
 
 
 def _read_keypoints(

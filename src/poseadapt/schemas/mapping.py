@@ -18,6 +18,7 @@ Each source and each destination point is used by at most one exact/alias match.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,31 @@ def canonical_keypoint_name(name: str) -> str:
             part = spelled[len(side) :]
             return side + _SIDED_SYNONYM_OF.get(part, part)
     return _SYNONYM_OF.get(spelled) or _SIDED_SYNONYM_OF.get(spelled, spelled)
+
+
+def keypoint_names_disagree(
+    names: Sequence[str], schema: KeypointSchema, keypoints: Sequence[str] | None = None
+) -> int | None:
+    """Index of the first file keypoint name that is not the schema's point there, or None when all agree.
+
+    A name agrees when it is the same string, the same point once spelling is normalised and synonyms applied
+    (`Right Shoulder`, `Right-ankle`, `L_Eye`), or one of the schema's `aliases` for that point (CrowdPose's
+    `head` = head_top). Inference and an explicit `--schema` both use this one test, so they cannot disagree.
+    `keypoints`: compare with these of the schema's names instead (the body part of a WholeBody schema).
+    """
+    ours_all = schema.keypoints if keypoints is None else tuple(keypoints)
+    if len(names) != len(ours_all):
+        return min(len(names), len(ours_all))
+    for i, (name, ours) in enumerate(zip(names, ours_all, strict=True)):
+        if name == ours:
+            continue
+        spelled = canonical_keypoint_name(name)
+        if spelled == canonical_keypoint_name(ours):
+            continue
+        if any(spelled == canonical_keypoint_name(a) for a in schema.aliases.get(ours, ())):
+            continue
+        return i
+    return None
 
 
 class SchemaMap:

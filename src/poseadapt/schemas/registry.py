@@ -42,17 +42,17 @@ def find_builtin_by_keypoints(keypoint_names: list[str]) -> KeypointSchema | Non
     """The built-in whose keypoints are these, in order (to infer a schema from COCO categories).
 
     Exact names first; then the same points under another spelling (`L_Eye` = `left_eye`), since real datasets'
-    category names are rarely our snake_case ones. Order must agree: a reordered set is a different schema.
+    category names are rarely our snake_case ones, and a schema's `aliases` (CrowdPose's `head`). Order must agree:
+    a reordered set is a different schema. `--schema NAME` is checked with the same rule.
     """
-    from poseadapt.schemas.mapping import canonical_keypoint_name
+    from poseadapt.schemas.mapping import keypoint_names_disagree
 
     names = tuple(keypoint_names)
     schemas = list_schemas()
     for schema in schemas:
         if schema.keypoints == names:
             return schema
-    canonical = tuple(canonical_keypoint_name(n) for n in names)
     for schema in schemas:
-        if len(schema.keypoints) == len(names) and tuple(map(canonical_keypoint_name, schema.keypoints)) == canonical:
+        if len(schema.keypoints) == len(names) and keypoint_names_disagree(names, schema) is None:
             return schema
     return None

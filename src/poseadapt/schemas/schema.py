@@ -17,7 +17,7 @@ from typing import Any
 
 from poseadapt.errors import SchemaError
 
-YAML_FIELDS = ("name", "keypoints", "sigmas", "flip_pairs", "skeleton", "groups")
+YAML_FIELDS = ("name", "keypoints", "sigmas", "flip_pairs", "skeleton", "groups", "aliases")
 
 _SIDE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("left_", "right_"),
@@ -78,6 +78,9 @@ class KeypointSchema:
     skeleton: tuple[tuple[str, str], ...] = ()
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
+    # keypoint -> other names dataset files give it (CrowdPose's `head` for head_top): accepted when a file's
+    # category names are checked against this schema, on top of the spelling normaliser and the synonym table
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keypoints", tuple(str(k) for k in self.keypoints))
@@ -85,6 +88,7 @@ class KeypointSchema:
         object.__setattr__(self, "flip_pairs", tuple((str(a), str(b)) for a, b in self.flip_pairs))
         object.__setattr__(self, "skeleton", tuple((str(a), str(b)) for a, b in self.skeleton))
         object.__setattr__(self, "groups", {str(g): tuple(str(n) for n in ns) for g, ns in self.groups.items()})
+        object.__setattr__(self, "aliases", {str(k): tuple(str(n) for n in ns) for k, ns in self.aliases.items()})
         self._validate()
 
     # ------------------------------------------------------------------ validation
@@ -124,6 +128,9 @@ class KeypointSchema:
             unknown = [n for n in members if n not in names]
             if unknown:
                 raise SchemaError(f"{where}: group '{g}' names unknown keypoints {unknown[:3]}")
+        for k in self.aliases:
+            if k not in names:
+                raise SchemaError(f"{where}: aliases given for unknown keypoint '{k}'")
 
     # ------------------------------------------------------------------ views
     @property
@@ -188,6 +195,11 @@ class KeypointSchema:
             isinstance(m, list) and all(isinstance(n, str) for n in m) for m in groups.values()
         ):
             raise SchemaError(f"schema {data['name']!r}: 'groups' must map each group name to a list of keypoint names")
+        aliases = data.get("aliases") or {}
+        if not isinstance(aliases, Mapping) or not all(
+            isinstance(m, list) and all(isinstance(n, str) for n in m) for m in aliases.values()
+        ):
+            raise SchemaError(f"schema {data['name']!r}: 'aliases' must map keypoint names to lists of other names")
         return cls(
             name=str(data["name"]),
             keypoints=tuple(keypoints),
@@ -196,6 +208,7 @@ class KeypointSchema:
             skeleton=_pairs(data.get("skeleton") or [], data["name"], "skeleton"),
             groups=dict(groups),
             source=source,
+            aliases=dict(aliases),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,6 +221,8 @@ class KeypointSchema:
         }
         if self.groups:
             out["groups"] = {g: list(ns) for g, ns in self.groups.items()}
+        if self.aliases:
+            out["aliases"] = {k: list(ns) for k, ns in self.aliases.items()}
         return out
 
     @classmethod
