@@ -355,7 +355,8 @@ def test_simcc_score_is_min_of_axis_maxima():
 # ---------------------------------------------------------------- geometry and validation
 
 
-def test_to_image_udp_and_msra_formulas():
+def test_to_image_maps_back_through_the_udp_crop_for_every_codec():
+    """Crops are always cut with UDP geometry, so every codec maps input pixels back with u * s / (in - 1)."""
     rng = np.random.default_rng(13)
     center = rng.uniform(100, 500, size=(4, 2))
     scale = rng.uniform(50, 300, size=(4, 2))
@@ -363,20 +364,35 @@ def test_to_image_udp_and_msra_formulas():
     size = np.array([192.0, 256.0])
     udp = UDPHeatmap().to_image(keypoints, center, scale)
     np.testing.assert_allclose(udp, keypoints * scale[:, None] / (size - 1) + center[:, None] - scale[:, None] / 2)
-    msra = MSRAHeatmap().to_image(keypoints, center, scale)
-    np.testing.assert_allclose(msra, keypoints * scale[:, None] / size + center[:, None] - scale[:, None] / 2)
-    # the box corners land on the input's first and last pixel centre (UDP) or its outer edge (MSRA)
+    for codec in (MSRAHeatmap(), SimCC(), SimCC(udp=True)):
+        np.testing.assert_allclose(codec.to_image(keypoints, center, scale), udp)
+    # the box corners land on the input's first and last pixel centre
     corners = np.array([[[0.0, 0.0], [191.0, 255.0]]])
-    np.testing.assert_allclose(UDPHeatmap().to_image(corners, [[50, 60]], [[100, 120]])[0], [[0, 0], [100, 120]])
-    np.testing.assert_allclose(
-        MSRAHeatmap().to_image(corners * size / (size - 1), [[50, 60]], [[100, 120]])[0], [[0, 0], [100, 120]]
-    )
+    for codec in (UDPHeatmap(), MSRAHeatmap(), SimCC()):
+        np.testing.assert_allclose(codec.to_image(corners, [[50, 60]], [[100, 120]])[0], [[0, 0], [100, 120]])
     np.testing.assert_allclose(image_to_input(udp, center, scale, (192, 256), udp=True), keypoints)
-    np.testing.assert_allclose(SimCC().to_image(keypoints, center, scale), msra)  # RTMPose's geometry
-    np.testing.assert_allclose(SimCC(udp=True).to_image(keypoints, center, scale), udp)
     assert UDPHeatmap().udp and not MSRAHeatmap().udp and not SimCC().udp
     single = UDPHeatmap().to_image(keypoints[0], center[0], scale[0])
     np.testing.assert_allclose(single, udp[0])
+
+
+def test_flip_offsets_follow_each_geometry():
+    assert UDPHeatmap().flip_offset == 0.0 and MSRAHeatmap().flip_offset == 0.5
+    assert SimCC(split_ratio=2.0).flip_offset == 0.0
+    assert SimCC(split_ratio=2.5).flip_offset == pytest.approx((2.5 - 1 - 2) / 5.0)
+
+
+def test_simcc_gaussian_refine_recovers_sub_bin_positions():
+    codec = SimCC((192, 256), split_ratio=2.0, sigma=(4.9, 5.66), refine="gaussian")
+    truth = np.array([[[10.3, 20.7], [100.45, 3.2]]])
+    labels = [np.exp(-0.5 * (np.arange(n) - truth[..., a, None] * 2.0) ** 2 / codec.sigma[a] ** 2) for a, n in
+              enumerate(codec.num_bins)]  # fmt: skip
+    decoded, scores = codec.decode(*labels)
+    np.testing.assert_allclose(decoded, truth, atol=1e-6)
+    plain, _ = SimCC((192, 256), refine="none").decode(*labels)
+    assert np.abs(plain - truth).max() == pytest.approx(0.2)  # argmax: 20.7 px is bin 41 = 20.5 px
+    with pytest.raises(PoseAdaptError, match="refine"):
+        SimCC(refine="dark")
 
 
 def test_bad_codec_arguments_are_user_errors():

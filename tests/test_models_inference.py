@@ -13,9 +13,9 @@ from poseadapt.cli.main import main
 from poseadapt.codecs import flip_keypoints
 from poseadapt.data.topdown import udp_warp_matrix, warp_points
 from poseadapt.evaluate.score import score_files
+from poseadapt.evaluate.topdown import Predictor
 from poseadapt.interop.checkpoint import save_checkpoint
 from poseadapt.models import create_model
-from poseadapt.models.inference import TopDownPredictor
 from poseadapt.schemas import get_schema
 
 
@@ -71,23 +71,23 @@ def test_geometry_oracle_encoded_truth_decodes_to_ap_one(tmp_path):
     """Encode GT into UDP heatmaps per crop (as training does), then run the inference path: flip test merge,
     DARK-UDP decode, back to the image. AP must be ~1: training and inference agree on every coordinate."""
     coco = generated_coco(tmp_path, n_images=5, persons=4)
-    predictor = TopDownPredictor(create_model("vit_tiny"), flip_test=True)
+    predictor = Predictor(create_model("vit_tiny"), flip_test=True)
     codec, schema = predictor.codec, predictor.schema
     w_in, h_in = predictor.model.input_size
     blank = np.zeros((240, 320, 3), np.uint8)
     results, errors = [], []
     for image in coco["images"]:
         anns = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
-        crops = predictor.make_crops(blank, np.array([a["bbox"] for a in anns]))
+        _, centers, scales = predictor.crops(blank, np.array([a["bbox"] for a in anns]))
         heatmaps, flipped = [], []
-        for ann, c, s in zip(anns, crops.centers, crops.scales, strict=True):
+        for ann, c, s in zip(anns, centers, scales, strict=True):
             kp = np.array(ann["keypoints"], dtype=np.float64).reshape(17, 3)
             inp = np.concatenate([warp_points(kp[:, :2], udp_warp_matrix(c, s, 0.0, (w_in, h_in))), kp[:, 2:]], -1)
             heatmaps.append(codec.encode(inp[:, :2], inp[:, 2])[0])
             mirrored = flip_keypoints(inp, schema.flip_index, w_in)  # what the mirrored crop's targets look like
             flipped.append(codec.encode(mirrored[:, :2], mirrored[:, 2])[0])
-        merged = predictor.merge_flip(np.stack(heatmaps), np.stack(flipped))
-        keypoints = predictor.decode(merged, crops.centers, crops.scales)
+        merged = 0.5 * (np.stack(heatmaps) + codec.flip_back(np.stack(flipped), schema.flip_index))
+        keypoints = predictor.decode(merged, centers, scales)
         for kp, ann in zip(keypoints, anns, strict=True):
             gt = np.array(ann["keypoints"]).reshape(17, 3)
             errors += list(np.linalg.norm(kp[gt[:, 2] > 0, :2] - gt[gt[:, 2] > 0, :2], axis=-1))
@@ -154,3 +154,36 @@ def test_eval_end_to_end(tmp_path, tiny_checkpoint, capsys):
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     assert run_cli([*argv[:-2], "--boxes", str(tmp_path / "dets.json")]) == 0
     assert json.loads(capsys.readouterr().out)["instances"] == 5
+
+
+def test_training_validation_and_eval_give_the_same_ap(tmp_path, tiny_checkpoint, capsys):
+    """The ValidationHook's `evaluate_ap` and `poseadapt eval` run one path: the same AP to the last digit."""
+    from poseadapt.data.coco import load_coco_keypoints
+    from poseadapt.data.dataset import TopDownDataset
+    from poseadapt.interop.checkpoint import load_checkpoint
+    from poseadapt.train.validate import evaluate_ap
+
+    coco = generated_coco(tmp_path, n_images=3, persons=2, seed=4)
+    argv = ["eval", "--checkpoint", str(tiny_checkpoint), "--ann", str(tmp_path / "ann.json")]
+    argv += ["--images", str(tmp_path / "images"), "--json"]
+    # labels = the model's own predictions moved by a few pixels, so the AP is a real number between 0 and 1
+    assert run_cli([*argv, "--out", str(tmp_path / "own.json")]) == 0
+    capsys.readouterr()
+    own = json.loads((tmp_path / "own.json").read_text())
+    rng = np.random.default_rng(0)
+    for ann, pred in zip(coco["annotations"], own, strict=True):
+        kp = np.array(pred["keypoints"]).reshape(17, 3)
+        kp[:, :2] += rng.normal(0, 3.0, (17, 2))
+        kp[:, 2] = 2
+        ann["keypoints"], ann["num_keypoints"] = kp.reshape(-1).tolist(), 17
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+
+    model = load_checkpoint(tiny_checkpoint)
+    data = load_coco_keypoints(tmp_path / "ann.json", "coco17")
+    dataset = TopDownDataset(data, tmp_path / "images", model.codec, model.input_size, [], train=False)
+    val = evaluate_ap(model, dataset, flip_test=True, batch_size=4)
+    assert run_cli(argv) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["instances"] == 6
+    assert {k: cli[k] for k in val} == val
+    assert 0.0 < val["AP"] < 1.0, val

@@ -15,7 +15,9 @@ from poseadapt.errors import PoseAdaptError
 
 
 def _print_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    from poseadapt.cli.io import print_json
+
+    print_json(obj)
 
 
 def parse_img_size(text: str | None) -> tuple[int, int] | None:
@@ -96,7 +98,7 @@ def export_onnx_cmd(checkpoint: Path, out: Path, head: str | None, check: bool, 
 
 # ---------------------------------------------------------------------------------------------- predict / eval
 def _collect_images(inputs: list[Path]) -> list[Path]:
-    from poseadapt.models.inference import IMAGE_SUFFIXES
+    from poseadapt.evaluate.topdown import IMAGE_SUFFIXES
 
     found: list[Path] = []
     for item in inputs:
@@ -122,75 +124,44 @@ def _read_json(path: Path, what: str) -> Any:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _box_rows(boxes: Any, where: str) -> list[list[float]]:
-    """[[x, y, w, h(, score)], ...] validated: finite numbers, positive size."""
-    import math
-
-    from poseadapt.errors import DataError
-
-    rows = []
-    for box in boxes:
-        if not isinstance(box, list | tuple) or len(box) not in (4, 5):
-            raise DataError(f"{where}: a box must be [x, y, w, h] or [x, y, w, h, score], got {box!r}")
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
-            raise DataError(f"{where}: box {box!r} needs finite numbers and a positive width and height")
-        rows.append([float(v) for v in box] + ([1.0] if len(box) == 4 else []))
-    return rows
-
-
 def read_boxes_by_file(path: Path) -> dict[str, list[list[float]]]:
     """Boxes for `predict`: {file_name: [[x, y, w, h(, score)], ...]} or [{"file_name", "bbox", "score"?}, ...]."""
     from poseadapt.errors import DataError
+    from poseadapt.evaluate.topdown import check_box
 
     data = _read_json(path, "boxes file")
     out: dict[str, list[list[float]]] = {}
     if isinstance(data, dict):
         for name, boxes in data.items():
-            out[Path(name).name] = _box_rows(boxes if isinstance(boxes, list) else [boxes], f"{path} [{name}]")
+            rows = boxes if isinstance(boxes, list) and boxes and isinstance(boxes[0], list) else [boxes]
+            out[Path(name).name] = [check_box(b, f"{path} [{name}]") for b in rows]
         return out
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a mapping file_name -> boxes or a list of {{file_name, bbox, score}}")
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "file_name" not in item or "bbox" not in item:
             raise DataError(f"{path}: entry {i} needs 'file_name' and 'bbox'")
-        row = _box_rows([list(item["bbox"]) + [item.get("score", 1.0)]], f"{path} entry {i}")
-        out.setdefault(Path(item["file_name"]).name, []).extend(row)
+        row = check_box(list(item["bbox"]) + [item.get("score", 1.0)], f"{path} entry {i}")
+        out.setdefault(Path(item["file_name"]).name, []).append(row)
     return out
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
+def _progress(total: int, description: str) -> Any:
+    """A callback (done, total) drawing a rich progress bar on a terminal; None elsewhere."""
+    if not sys.stderr.isatty() or total < 3:
+        return None
+    from rich.progress import Progress
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    bar = Progress(transient=True)
+    task = bar.add_task(description, total=total)
+    bar.start()
 
+    def update(done: int, _total: int) -> None:
+        bar.update(task, completed=done)
+        if done >= _total:
+            bar.stop()
 
-def _progress(items: list, description: str) -> Any:
-    from rich.progress import track
-
-    return track(items, description=description, transient=True, disable=not sys.stderr.isatty() or len(items) < 3)
-
-
-def _results_for(keypoints: Any, boxes: list[list[float]], **fields: Any) -> list[dict[str, Any]]:
-    from poseadapt.models.inference import instance_score
-
-    return [
-        {
-            **fields,
-            "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
-            "score": round(instance_score(kp[:, 2], box[4]), 5),
-            "bbox": [round(v, 2) for v in box[:4]],
-        }
-        for kp, box in zip(keypoints, boxes, strict=True)
-    ]
+    return update
 
 
 def predict_cmd(
@@ -199,52 +170,67 @@ def predict_cmd(
     import cv2
     import numpy as np
 
-    from poseadapt.interop.checkpoint import load_model
-    from poseadapt.models.inference import TopDownPredictor, draw_pose, read_image
+    from poseadapt.cli.io import atomic_folder, print_json, write_json
+    from poseadapt.evaluate.topdown import (
+        OKS_NMS_THRESHOLD,
+        People,
+        coco_results,
+        oks_nms,
+        predict_people,
+        read_image,
+        select,
+    )
+    from poseadapt.interop.checkpoint import load_checkpoint
+    from poseadapt.models.inference import draw_pose
 
     images = _collect_images(inputs)
     box_map = read_boxes_by_file(boxes) if boxes else None
-    predictor = TopDownPredictor(load_model(checkpoint), head=head, flip_test=flip)
-    results: list[dict[str, Any]] = []
-    for image_id, path in enumerate(_progress(images, "predicting"), start=1):
-        image = read_image(path)
-        h, w = image.shape[:2]
-        rows = box_map.get(path.name, []) if box_map is not None else [[0.0, 0.0, float(w), float(h), 1.0]]
-        keypoints = predictor.predict(image, np.asarray([r[:4] for r in rows]).reshape(-1, 4))
-        results += _results_for(keypoints, rows, image_id=image_id, file_name=path.name, category_id=1)
-        overlay = cv2.cvtColor(draw_pose(image, keypoints, predictor.schema), cv2.COLOR_RGB2BGR)
-        ok, png = cv2.imencode(".png", overlay)
-        if not ok:
-            raise PoseAdaptError(f"cannot encode the overlay of {path}")
-        _write_atomic(out / "overlays" / f"{path.stem}.png", png.tobytes())
-    _write_atomic(out / "results.json", json.dumps(results).encode())
+    model = load_checkpoint(checkpoint)
+    schema = model.schemas[model.head_index(head) if head else 0]
+    ids, rows, names = [], [], {}
+    for image_id, path in enumerate(images, start=1):
+        names[image_id] = path.name
+        if box_map is not None:
+            found = box_map.get(path.name, [])
+        else:  # the whole image is the box
+            h, w = read_image(path).shape[:2]
+            found = [[0.0, 0.0, float(w), float(h), 1.0]]
+        ids += [image_id] * len(found)
+        rows += found
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    people = People(np.asarray(ids, dtype=np.int64), table[:, :4], table[:, 4], detected=box_map is not None)
+    paths = dict(enumerate(images, start=1))
+    progress = _progress(len(images), "predicting")
+    preds = predict_people(
+        model, people, lambda i: read_image(paths[i]), head=head, flip_test=flip, nms_threshold=None, progress=progress
+    )
+    keep = np.arange(len(preds))
+    if people.detected and len(preds):
+        keep = oks_nms(preds, people.boxes[:, 2] * people.boxes[:, 3], schema.sigmas, OKS_NMS_THRESHOLD)
+        preds = select(preds, keep)
+    results = coco_results(preds, names)
+    for row, box in zip(results, people.boxes[keep], strict=True):
+        row["bbox"] = [round(float(v), 2) for v in box]
+    with atomic_folder(out) as tmp:
+        for image_id, path in paths.items():
+            image = read_image(path)
+            mine = preds.keypoints[preds.image_ids == image_id]
+            overlay = cv2.cvtColor(draw_pose(image, mine, schema), cv2.COLOR_RGB2BGR)
+            ok, png = cv2.imencode(".png", overlay)
+            if not ok:
+                raise PoseAdaptError(f"cannot encode the overlay of {path}")
+            (tmp / "overlays").mkdir(exist_ok=True)
+            (tmp / "overlays" / f"{path.stem}.png").write_bytes(png.tobytes())
+        write_json(tmp / "results.json", results)
     summary = {"images": len(images), "instances": len(results), "results": str(out / "results.json"),
-               "overlays": str(out / "overlays"), "schema": predictor.schema.name}  # fmt: skip
+               "overlays": str(out / "overlays"), "schema": schema.name}  # fmt: skip
     if json_out:
-        _print_json(summary)
+        print_json(summary)
     else:
         sys.stdout.write(
             f"{summary['instances']} poses in {summary['images']} images -> {summary['results']} "
             f"(overlays in {summary['overlays']})\n"
         )
-
-
-def _detections_by_image(path: Path, valid_ids: set[int]) -> dict[int, list[list[float]]]:
-    from poseadapt.errors import DataError
-
-    data = _read_json(path, "detections file")
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a COCO detection results list [{{image_id, bbox, score}}, ...]")
-    out: dict[int, list[list[float]]] = {}
-    for i, det in enumerate(data):
-        if not isinstance(det, dict) or "image_id" not in det or "bbox" not in det:
-            raise DataError(f"{path}: detection {i} needs 'image_id' and 'bbox'")
-        if det["image_id"] not in valid_ids:
-            raise DataError(f"{path}: detection {i} refers to image_id {det['image_id']}, which the annotations lack")
-        out.setdefault(int(det["image_id"]), []).extend(
-            _box_rows([list(det["bbox"]) + [det.get("score", 1.0)]], f"{path} detection {i}")
-        )
-    return out
 
 
 def eval_cmd(
@@ -257,45 +243,30 @@ def eval_cmd(
     out: Path | None,
     json_out: bool,
 ) -> None:
-    import tempfile
-
-    import numpy as np
-
-    from poseadapt.data.coco import load_coco_keypoints
-    from poseadapt.evaluate.score import score_files
-    from poseadapt.interop.checkpoint import load_model
-    from poseadapt.models.inference import TopDownPredictor, read_image
+    from poseadapt.cli.io import print_json, write_json
+    from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
+    from poseadapt.interop.checkpoint import load_checkpoint
 
     if not images_dir.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images_dir}")
-    predictor = TopDownPredictor(load_model(checkpoint), head=head, flip_test=flip)
-    gt = load_coco_keypoints(ann, predictor.schema, image_root=images_dir)
-    if boxes is not None:
-        per_image = _detections_by_image(boxes, set(gt.images))
-    else:  # ground-truth boxes of every non-crowd person
-        per_image = {}
-        for row in np.flatnonzero(~gt.iscrowd):
-            per_image.setdefault(int(gt.image_ids[row]), []).append([*map(float, gt.boxes[row]), 1.0])
-    results: list[dict[str, Any]] = []
-    for image_id in _progress(sorted(per_image), "evaluating"):
-        rows = per_image[image_id]
-        image = read_image(gt.image_path(image_id, images_dir))
-        keypoints = predictor.predict(image, np.asarray([r[:4] for r in rows]))
-        results += _results_for(keypoints, rows, image_id=image_id, category_id=gt.category_id)
-    if not results:
-        raise PoseAdaptError(f"no person boxes to evaluate in {boxes or ann}")
-    with tempfile.TemporaryDirectory() as tmp:
-        pred_path = out if out is not None else Path(tmp) / "results.json"
-        _write_atomic(pred_path, json.dumps(results).encode())
-        score = score_files(ann, pred_path, schema=predictor.schema, metric="ap")
-    summary = {**score.to_dict(), "instances": len(results), "boxes": "detections" if boxes else "ground truth"}
+    model = load_checkpoint(checkpoint)
+    gt = load_ground_truth(ann, model.schemas[model.head_index(head) if head else 0])
+    detections = detection_people(boxes, gt.images) if boxes is not None else None
+    result = evaluate_model(
+        model, gt, images_dir, detections=detections, head=head, flip_test=flip,
+        progress=_progress(len(gt.images), "evaluating"),
+    )  # fmt: skip
+    summary = result.to_dict()
     if out is not None:
+        write_json(out, result.results())
         summary["results"] = str(out)
     if json_out:
-        _print_json(summary)
+        print_json(summary)
         return
-    lines = [f"{k:>6}: {v:.4f}" for k, v in score.values.items()]
+    lines = [f"{k:>6}: {v:.4f}" for k, v in result.stats.items()]
     sys.stdout.write(
         f"OKS keypoint AP of {checkpoint.name} on {ann.name} ({summary['instances']} instances, "
-        f"{summary['boxes']} boxes, schema {score.schema})\n" + "\n".join(lines) + "\n"
+        f"{summary['boxes']} boxes, schema {summary['schema']}, {summary['scored_keypoints']} keypoints scored)\n"
+        + "\n".join(lines)
+        + "\n"
     )

@@ -6,8 +6,11 @@ Gaussian is centred; the subclasses set those and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from poseadapt.codecs.flip import flip_heatmaps_back
 from poseadapt.codecs.gaussian import render_gaussian_heatmaps
 from poseadapt.codecs.geometry import input_to_image
 from poseadapt.codecs.refine import REFINE_METHODS, heatmap_argmax, refine_keypoints
@@ -119,8 +122,27 @@ class HeatmapCodec:
         return keypoints.reshape(n, k, 2), scores.reshape(n, k).astype(np.float32)
 
     def to_image(self, keypoints_input: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Input-crop pixels -> image pixels for unrotated boxes with centre (N, 2) and size (N, 2) (w, h)."""
-        return input_to_image(keypoints_input, center, scale, self.input_size, self.udp)
+        """Input-crop pixels -> image pixels for unrotated boxes with centre (N, 2) and size (N, 2) (w, h).
+
+        Every crop is cut with UDP geometry (`poseadapt.data.topdown`), whatever the codec, so the way back is the
+        UDP formula for every codec; the codec's own geometry (`udp`) only concerns input <-> heatmap pixels.
+        """
+        return input_to_image(keypoints_input, center, scale, self.input_size, udp=True)
+
+    # ------------------------------------------------------------------ flip test
+    @property
+    def flip_offset(self) -> float:
+        """x offset (input pixels) that averaging with `flip_back`'s output leaves in the decoded keypoints.
+
+        UDP: 0 (reversing the columns is the exact mirror). MSRA: the mirrored crop's map, reversed, lands
+        (stride - 1) input px left of the truth; the one-pixel shift (mmpose / HRNet) moves it to +1 px, so the
+        average of two equal peaks sits +0.5 px off, which the decoder subtracts.
+        """
+        return 0.0 if self.udp else 0.5
+
+    def flip_back(self, heatmaps: np.ndarray, flip_index: Sequence[int]) -> np.ndarray:
+        """Heatmaps predicted on the mirrored crop -> aligned with the original (MSRA: shifted one pixel right)."""
+        return flip_heatmaps_back(heatmaps, flip_index, shift=not self.udp)
 
     def __repr__(self) -> str:
         return (

@@ -7,8 +7,12 @@ whole vector. Decoding takes the argmax of each axis divided by the ratio; the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
+from poseadapt.codecs.flip import flip_simcc_back
 from poseadapt.codecs.geometry import input_to_image
 from poseadapt.codecs.heatmap_base import as_instances, check_size
 from poseadapt.errors import PoseAdaptError
@@ -22,9 +26,10 @@ class SimCC:
         split_ratio: bins per input pixel.
         sigma: Gaussian sigma in bins, one value or (sigma_x, sigma_y).
         normalize: divide labels by sigma * sqrt(2 pi) (unit area) instead of peak 1.
-        udp: crop geometry for `to_image`: the UDP formula u * s / (in - 1) if True; the default (False) is the
-            MSRA formula u * s / in that RTMPose was trained with. Like the heatmap codecs' `udp` attribute, it
-            tells the top-down crop which geometry to use.
+        udp: kept for configs that set it; every crop is cut with UDP geometry, so `to_image` always maps back
+            with the UDP formula u * s / (in - 1) (the MSRA formula u * s / in put keypoints up to 1.8 px off).
+        refine: 'none' (argmax, as RTMPose decodes) or 'gaussian': a parabola through the log of the three bins
+            around the maximum, exact for a Gaussian label, so sub-bin positions survive decoding.
     """
 
     def __init__(
@@ -34,6 +39,7 @@ class SimCC:
         sigma: float | tuple[float, float] = (4.9, 5.66),
         normalize: bool = False,
         udp: bool = False,
+        refine: str = "none",
     ) -> None:
         self.input_size = check_size("input_size", input_size, 2)
         if not split_ratio > 0:
@@ -45,6 +51,9 @@ class SimCC:
         self.sigma = sigmas
         self.normalize = bool(normalize)
         self.udp = bool(udp)
+        if refine not in ("none", "gaussian"):
+            raise PoseAdaptError(f"SimCC refine must be 'none' or 'gaussian', got {refine!r}")
+        self.refine = refine
         self.num_bins = (
             int(round(self.input_size[0] * self.split_ratio)),
             int(round(self.input_size[1] * self.split_ratio)),
@@ -91,15 +100,55 @@ class SimCC:
         y_index = np.argmax(y_logits, axis=-1)
         x_max = np.take_along_axis(x_logits, x_index[..., None], axis=-1)[..., 0]
         y_max = np.take_along_axis(y_logits, y_index[..., None], axis=-1)[..., 0]
-        keypoints = np.stack([x_index, y_index], axis=-1).astype(np.float64) / self.split_ratio
-        return keypoints, np.minimum(x_max, y_max)
+        bins = np.stack([x_index, y_index], axis=-1).astype(np.float64)
+        if self.refine == "gaussian":
+            bins[..., 0] += _log_parabola_offset(x_logits, x_index)
+            bins[..., 1] += _log_parabola_offset(y_logits, y_index)
+        return bins / self.split_ratio, np.minimum(x_max, y_max)
 
     def to_image(self, keypoints_input: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Input-crop pixels -> image pixels for unrotated boxes with centre (N, 2) and size (N, 2) (w, h)."""
-        return input_to_image(keypoints_input, center, scale, self.input_size, self.udp)
+        """Input-crop pixels -> image pixels for unrotated boxes with centre (N, 2) and size (N, 2) (w, h).
+
+        Crops are cut with UDP geometry, so this is the UDP formula whatever `udp` says.
+        """
+        return input_to_image(keypoints_input, center, scale, self.input_size, udp=True)
+
+    # ------------------------------------------------------------------ flip test
+    @property
+    def _flip_bins(self) -> int:
+        return int(round(self.split_ratio - 1.0))
+
+    @property
+    def flip_offset(self) -> float:
+        """x offset (input pixels) that averaging with `flip_back`'s output leaves: 0 for a whole split ratio.
+
+        The reversed x vector of the mirrored crop lands (r - 1) bins right of the truth; `flip_back` moves it
+        round(r - 1) bins back, and half the rest remains after averaging.
+        """
+        return (self.split_ratio - 1.0 - self._flip_bins) / (2.0 * self.split_ratio)
+
+    def flip_back(self, outputs: tuple[np.ndarray, np.ndarray], flip_index: Sequence[int]) -> tuple[Any, Any]:
+        """(x, y) vectors predicted on the mirrored crop -> aligned with the original (x moved round(r - 1) bins)."""
+        return flip_simcc_back(outputs[0], outputs[1], flip_index, split_ratio=self.split_ratio)
 
     def __repr__(self) -> str:
         return (
             f"SimCC(input_size={self.input_size}, split_ratio={self.split_ratio}, "
-            f"sigma={tuple(self.sigma.tolist())}, normalize={self.normalize})"
+            f"sigma={tuple(self.sigma.tolist())}, normalize={self.normalize}, refine={self.refine!r})"
         )
+
+
+def _log_parabola_offset(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Sub-bin offset of the maximum: the vertex of the parabola through log(max(v, 1e-10)) at index - 1, +0, +1.
+
+    Exact for a Gaussian label; 0 at the ends of the vector and where the three values are not a peak.
+    """
+    n = logits.shape[-1]
+    i = np.clip(index, 1, n - 2)[..., None]
+    left, mid, right = (
+        np.log(np.maximum(np.take_along_axis(logits, i + d, axis=-1)[..., 0], 1e-10)) for d in (-1, 0, 1)
+    )
+    curvature = left - 2.0 * mid + right
+    ok = (curvature < 0) & (index > 0) & (index < n - 1)
+    offset = np.where(ok, 0.5 * (left - right) / np.where(ok, curvature, -1.0), 0.0)
+    return np.clip(offset, -0.5, 0.5)

@@ -1,31 +1,37 @@
 """Validation during training: top-down predictions on ground-truth boxes, scored as COCO OKS AP.
 
-As ViTPose validates with ground-truth boxes (box score 1): each person is cropped, predicted (optionally with
-the flip test: the mirrored crop's heatmaps mapped back and averaged), decoded by the model's codec (DARK-UDP by
-default), mapped back to the image through the inverse of the crop's affine, and given the instance score
-mean(keypoint scores above 0.2). AP comes from `poseadapt.evaluate` with the schema's sigmas.
+As ViTPose validates with ground-truth boxes (box score 1). The work is `poseadapt.evaluate.topdown`, the one
+inference-and-scoring path that `poseadapt eval`, `predict` and `compare` also use, so a validation AP and an
+`eval` AP of the same checkpoint on the same data are the same number.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import torch
 
-from poseadapt.codecs import flip_heatmaps_back
-from poseadapt.data.coco import CocoPredictions
-from poseadapt.data.topdown import invert_affine, warp_points
-from poseadapt.evaluate.oks import coco_keypoint_stats
-from poseadapt.evaluate.score import coco_dicts
-from poseadapt.train.batch import collate_eval, model_input
+from poseadapt.evaluate.topdown import KEYPOINT_SCORE_THRESHOLD, evaluate_model, gt_people, predict_people
 from poseadapt.train.hooks import Hook
 
 if TYPE_CHECKING:
+    from poseadapt.data.coco import CocoPredictions
     from poseadapt.data.dataset import TopDownDataset
     from poseadapt.train.engine import Trainer
 
-KEYPOINT_SCORE_THRESHOLD = 0.2
+__all__ = ["KEYPOINT_SCORE_THRESHOLD", "ValidationHook", "evaluate_ap", "instance_score", "predict_topdown"]
+
+
+def dataset_images(dataset: TopDownDataset) -> Any:
+    """image_id -> RGB array from wherever the dataset reads its images (folder, callable or memory)."""
+
+    def read(image_id: int) -> np.ndarray:
+        image, is_bgr = dataset.load_image(image_id)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if is_bgr else image
+
+    return read
 
 
 @torch.no_grad()
@@ -40,38 +46,13 @@ def predict_topdown(
     autocast: bool = False,
     workers: int = 0,
 ) -> CocoPredictions:
-    """Predictions (image coordinates) for every person of an eval-mode `dataset`, in dataset order."""
-    was_training = model.training
-    model.eval()
-    device = torch.device(device)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_eval
-    )
-    codec = model.codec
-    flip_index = list(model.schemas[head].flip_index)
-    keypoints, scores, image_ids = [], [], []
-    for batch in loader:
-        x = model_input(batch["image"].to(device), model)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            heatmaps = model(x, head).float()
-            if flip_test:
-                flipped = model(x.flip(-1), head).float()
-                heatmaps = 0.5 * (heatmaps + flip_heatmaps_back(flipped, flip_index, shift=not codec.udp))
-        kp, kp_scores = codec.decode(heatmaps.cpu().numpy())
-        for j, meta in enumerate(batch["meta"]):
-            kp_img = warp_points(kp[j], invert_affine(meta["matrix"]))
-            keypoints.append(np.concatenate([kp_img, kp_scores[j][:, None]], axis=1))
-            scores.append(instance_score(kp_scores[j]))
-            image_ids.append(meta["image_id"])
-    model.train(was_training)
+    """Predictions (image coordinates) for every non-crowd person of the dataset's annotations, in file order."""
+    del workers  # images are read in the calling process, once per image
     data = dataset.data
-    n = len(image_ids)
-    return CocoPredictions(
-        image_ids=np.asarray(image_ids, dtype=np.int64),
-        category_ids=np.full(n, data.category_id, dtype=np.int64),
-        keypoints=np.asarray(keypoints, dtype=np.float64).reshape(n, len(dataset.schema), 3),
-        scores=np.asarray(scores, dtype=np.float64),
-    )
+    return predict_people(
+        model, gt_people(data), dataset_images(dataset), head=head, flip_test=flip_test, batch_size=batch_size,
+        device=device, autocast=autocast, category_id=data.category_id,
+    )  # fmt: skip
 
 
 def instance_score(keypoint_scores: np.ndarray, threshold: float = KEYPOINT_SCORE_THRESHOLD) -> float:
@@ -82,9 +63,9 @@ def instance_score(keypoint_scores: np.ndarray, threshold: float = KEYPOINT_SCOR
 
 def evaluate_ap(model: Any, dataset: TopDownDataset, **kwargs: Any) -> dict[str, float]:
     """COCO OKS AP / AR of `model` on an eval-mode dataset (keys AP, AP50, ..., AR_L)."""
-    preds = predict_topdown(model, dataset, **kwargs)
-    gt, results = coco_dicts(dataset.data, preds)
-    return coco_keypoint_stats(gt, results, dataset.schema.sigmas, cat_ids=dataset.data.keypoint_category_ids)
+    kwargs.pop("workers", None)
+    with torch.no_grad():
+        return evaluate_model(model, dataset.data, dataset_images(dataset), **kwargs).stats
 
 
 class ValidationHook(Hook):

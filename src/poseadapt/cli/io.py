@@ -1,0 +1,65 @@
+"""What every command writes with: atomic files and folders, and JSON on stdout.
+
+A command either leaves its complete output or none of it: a file is written to a temporary name next to its
+destination and renamed over it; a folder of outputs is built in a temporary sibling folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def print_json(obj: object) -> None:
+    """One JSON document on stdout (what `--json` prints)."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write `data` to `path` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """`obj` as indented JSON, atomically."""
+    return write_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success its files replace those of `path`, on error it goes.
+
+    Files in `path` that the new output does not name are kept (a user's own notes survive a re-run).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        for item in sorted(tmp.rglob("*")):
+            if item.is_file():
+                target = path / item.relative_to(tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
