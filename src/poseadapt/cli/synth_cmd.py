@@ -19,6 +19,21 @@ def parse_people(text: str) -> int | tuple[int, int]:
         raise PoseAdaptError(f"--people must be N or LO-HI (e.g. 1-3), got '{text}'") from None
 
 
+def _os_reason(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc.__class__.__name__}{where}"
+
+
+def _prepare_out(out: Path) -> None:
+    """Create `--out` up front, so a path that cannot be a folder fails in one line before any rendering."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PoseAdaptError(f"--out {out}: cannot create the folder: {_os_reason(exc)}") from None
+    if not out.is_dir():
+        raise PoseAdaptError(f"--out {out}: not a folder")
+
+
 def run(
     population: str,
     view: str,
@@ -39,6 +54,7 @@ def run(
 
     from poseadapt.synth import write_dataset
 
+    _prepare_out(out)
     console = Console(stderr=True)
     with Progress(
         TextColumn(f"synth {population} ({view})"),
@@ -50,21 +66,24 @@ def run(
         disable=json_out or n < 50 or not console.is_terminal,
     ) as bar:
         task = bar.add_task("render", total=n)
-        files = write_dataset(
-            out,
-            population,
-            view=view,
-            n=n,
-            size=size,
-            seed=seed,
-            schemas=schemas or None,
-            people=parse_people(people),
-            backgrounds=backgrounds,
-            image_format=image_format,
-            preview=preview,
-            workers=workers,
-            progress=lambda done: bar.update(task, completed=done),
-        )
+        try:
+            files = write_dataset(
+                out,
+                population,
+                view=view,
+                n=n,
+                size=size,
+                seed=seed,
+                schemas=schemas or None,
+                people=parse_people(people),
+                backgrounds=backgrounds,
+                image_format=image_format,
+                preview=preview,
+                workers=workers,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+        except OSError as exc:  # disk full, permissions changed mid-run: one line, not a traceback
+            raise PoseAdaptError(f"cannot write the dataset under {out}: {_os_reason(exc)}") from None
     result = {
         "images": str(files.images),
         "annotations": {k: str(v) for k, v in files.annotations.items()},
