@@ -104,7 +104,7 @@ def _with_images(tmp: Path, image_bytes: Callable[[bytes], bytes], *extra: str) 
 
 def _renamed_category() -> dict:
     gt = _gt()
-    gt["categories"][0]["keypoints"][11] = "hip_l"
+    gt["categories"][0]["keypoints"][11] = "pelvis"  # another point (`hip_l` would be left_hip, spelled otherwise)
     return gt
 
 
@@ -162,7 +162,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "category names contradict the schema": (
         lambda t: _score(t, _renamed_category(), None, "--schema", "coco17"),
-        "keypoint 11 is 'hip_l' in category 1 'person' but 'left_hip' in schema 'coco17'",
+        "keypoint 11 is 'pelvis' in category 1 'person' but 'left_hip' in schema 'coco17'",
     ),
     "keypoint names of no known schema": (lambda t: _score(t, _unnamed_markers()), "--schema"),
     "corrupt image": (lambda t: _with_images(t, lambda png: b"GIF? no: garbage bytes"), "not a readable image"),
