@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import copy
 import types
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poseadapt.adapt.finetune.config import LoraSettings
 from poseadapt.errors import PoseAdaptError
 
 ADAPTER = "default"
@@ -33,7 +33,7 @@ def lora_target_names(model: nn.Module, targets: list[str]) -> list[str]:
         if any(name == t or name.endswith("." + t) for t in targets):
             names.append(name)
     if not names:
-        raise PoseAdaptError(f"finetune.lora.targets {targets} match no linear layer in the ViT blocks")
+        raise PoseAdaptError(f"lora.targets {targets} match no linear layer in the ViT blocks")
     return names
 
 
@@ -45,7 +45,7 @@ def _is_lora_layer(module: nn.Module) -> bool:
     return hasattr(module, "lora_A") and hasattr(module, "get_base_layer")
 
 
-def inject_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+def inject_lora(model: nn.Module, settings: Any) -> nn.Module:
     """Wrap the targeted linears of `model` with LoRA adapters, in place (a no-op if it already has them)."""
     if has_lora(model):
         return model

@@ -1,4 +1,5 @@
-"""Rehearsal against forgetting: replay source-domain samples, labelled in the target schema.
+"""Replay against forgetting, shared by the `rehearsal` and `memory_replay` methods: source samples presented in
+the target schema, and a frozen teacher's pseudo-labels for keypoints no label supplies.
 
 A rehearsal sample comes from the source domain (adults, labelled in the source schema, e.g. coco17) and trains
 the target-schema head (e.g. infant21). Its target-schema targets are built in two steps:
@@ -78,7 +79,10 @@ class SourceAsTarget:
             "target": target,
             "target_weight": (np.asarray(weight, np.float32) * labelled).astype(np.float32),
             "keypoints": keypoints.astype(np.float32),
-            "pseudo_mask": (~labelled & (self.fill_unlabelled | self.schema_gaps)).astype(np.float32),
+            "extra": {
+                **item.get("extra", {}),
+                "pseudo_mask": (~labelled & (self.fill_unlabelled | self.schema_gaps)).astype(np.float32),
+            },
         }
 
 
@@ -163,9 +167,12 @@ class RehearsalTargets:
         return out.float()
 
     @torch.no_grad()
-    def __call__(self, batch: dict[str, Any]) -> dict[str, float]:
-        """Update `batch['target']` / `batch['target_weight']` in place; returns counts for the logs."""
-        mask = batch.get("pseudo_mask")
+    def __call__(self, batch: dict[str, Any], mask: torch.Tensor | None = None) -> dict[str, float]:
+        """Fill the keypoints `mask` (B, K; default the batch's `pseudo_mask`) selects with the teacher's labels.
+
+        Updates `batch['target']` / `batch['target_weight']` in place; returns counts for the logs.
+        """
+        mask = batch.get("pseudo_mask") if mask is None else mask
         if mask is None:
             return {}
         needed = mask[:, self.target_channels] > 0
@@ -177,8 +184,11 @@ class RehearsalTargets:
         if tuple(heatmaps.shape[-2:]) != (h, w):
             raise PoseAdaptError(f"the rehearsal teacher's heatmaps are {tuple(heatmaps.shape[-2:])}, not ({h}, {w})")
         points, scores = self.codec.decode(heatmaps.cpu().numpy())
-        pseudo, inside = self.codec.encode(points, np.ones(scores.shape, np.float32))
-        confident = torch.from_numpy((scores >= max(self.score_threshold, 1e-12)) & (inside > 0)).to(mask.device)
+        pseudo, _ = self.codec.encode(points, np.ones(scores.shape, np.float32))
+        iw, ih = self.codec.input_size
+        # a decoded peak outside the crop (DARK can push a border maximum out) mostly means "not in this crop"
+        inside = (points[..., 0] >= 0) & (points[..., 0] <= iw - 1) & (points[..., 1] >= 0) & (points[..., 1] <= ih - 1)
+        confident = torch.from_numpy((scores >= max(self.score_threshold, 1e-12)) & inside).to(mask.device)
         use = needed[rows] & confident  # (R, M)
         conf = np.clip(scores, 0.0, 1.0).astype(np.float32)
         weights = torch.from_numpy(conf if self.weight_by_confidence else np.ones_like(conf)).to(mask.device)

@@ -6,7 +6,7 @@
 Where things live: `recipe.py` (YAML schema), `build.py` (recipe -> Trainer, all up-front checks), `engine.py`
 (the loop), `hooks.py` (extension points), `losses.py`, `optim.py` (layer decay, schedule), `sampler.py`
 (dataset mixing), `checkpointing.py`, `ema.py`, `validate.py` (AP during training), `logging.py`,
-`distributed.py`, `strategies.py` (fine-tuning strategy table).
+`distributed.py`. Adaptation methods live in `poseadapt.adapt.methods`; the engine only calls their interface.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ _EXPORTS: dict[str, str] = {
     "keypoint_mse": "losses",
     "MixedDataset": "sampler",
     "MixedSampler": "sampler",
-    "STRATEGIES": "strategies",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -38,9 +38,18 @@ def collate(samples: Sequence[dict[str, Any]], keep_meta: bool = False) -> dict[
         "target_weight": torch.from_numpy(_pad_stack([np.asarray(s["target_weight"], np.float32) for s in samples])),
         "dataset_index": torch.tensor([int(s.get("dataset_index", 0)) for s in samples], dtype=torch.long),
     }
-    if any("pseudo_mask" in s for s in samples):  # rehearsal samples: keypoints to pseudo-label (adapt.finetune)
-        masks = [np.asarray(s.get("pseudo_mask", np.zeros(len(s["target_weight"]))), np.float32) for s in samples]
-        batch["pseudo_mask"] = torch.from_numpy(_pad_stack(masks))
+    # per-keypoint arrays a dataset adds under `extra` (an adaptation method's, e.g. which keypoints a teacher
+    # should label): stacked and zero-padded like the targets, zeros for samples of datasets that have none
+    extra_keys = sorted({k for s in samples for k in s.get("extra", {})})
+    for key in extra_keys:
+        first = next(np.asarray(s["extra"][key]) for s in samples if key in s.get("extra", {}))
+        rows = [
+            np.asarray(s["extra"][key], first.dtype)
+            if key in s.get("extra", {})
+            else np.zeros((len(s["target_weight"]), *first.shape[1:]), first.dtype)
+            for s in samples
+        ]
+        batch[key] = torch.from_numpy(_pad_stack(rows))
     if keep_meta:
         batch["meta"] = [s["meta"] for s in samples]
     return batch

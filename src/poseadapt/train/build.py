@@ -1,9 +1,10 @@
-"""From a validated recipe to a ready `Trainer`: model, datasets, hooks; every check runs before training.
+"""From a validated recipe to a ready `Trainer`: model, datasets, adaptation methods, hooks; every check runs
+before training.
 
-Order matters for the user: the cheap checks (strategy name, files exist, run folder state) come first, so a typo
-in a path fails in a fraction of a second rather than after a model was built or a dataset rendered. Then the
-model, then the data, whose keypoints must be exactly the keypoints of the head that trains on them; then
-rehearsal (`finetune.rehearsal`, wired in `poseadapt.train.rehearsal`): the source data and the frozen teacher.
+Order matters for the user: the cheap checks (method options, files exist, run folder state) come first, so a
+typo in a path fails in a fraction of a second rather than after a model was built or a dataset rendered. Then
+the model, then the target data, whose keypoints must be exactly the keypoints of the head that trains on them;
+then each method of the recipe's `adapt:` list prepares the model (in list order) and adds its data streams.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
+from poseadapt.adapt.method import AdaptContext, DataStream, Method
 from poseadapt.errors import DataError, PoseAdaptError, SchemaError
 from poseadapt.train.engine import STATE_FILE, Trainer, TrainResult
 from poseadapt.train.hooks import Hook
 from poseadapt.train.logging import LogHook, ProgressHook
-from poseadapt.train.recipe import DataSource, Recipe, dump_recipe
-from poseadapt.train.rehearsal import add_rehearsal, check_rehearsal_files, rehearsal_settings
-from poseadapt.train.sampler import MixedDataset
-from poseadapt.train.strategies import strategy_hooks
+from poseadapt.train.recipe import DataSource, Recipe, dump_recipe, format_validation_error
+from poseadapt.train.sampler import MixedDataset, mix_counts
 
 
 def check_files(recipe: Recipe) -> None:
@@ -131,7 +132,7 @@ def build_dataset(
         from poseadapt.synth import render_dataset
 
         s = src.synth
-        schema = src.schema_name or head_schema.name
+        schema = src.schema_name or head_schema
         bgr, coco = render_dataset(
             s.population, view=s.view, n=s.n, size=s.size, seed=s.seed, schema=schema, people=s.people
         )
@@ -202,41 +203,104 @@ def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, paddi
     )
 
 
+def source_spec(spec: dict[str, Any] | DataSource, key: str) -> DataSource:
+    """A method's data spec (a `data.train`-style mapping) validated as a `DataSource`, errors naming `key`."""
+    if isinstance(spec, DataSource):
+        return spec
+    try:
+        return DataSource.model_validate(spec)
+    except ValidationError as exc:
+        sub, _, rest = format_validation_error(exc).removeprefix("recipe key '").partition("'")
+        where = key if sub == "(top level)" else f"{key}.{sub}"
+        raise PoseAdaptError(f"recipe key '{where}'{rest}") from None
+
+
+def mix_streams(
+    recipe: Recipe, target_sizes: list[int], streams: list[DataStream]
+) -> tuple[list[float] | None, int | None]:
+    """Ratios of (target sets..., streams...) and the epoch length: the targets share what the streams leave, and
+    the epoch grows so every target sample is still drawn once per epoch (unless train.samples_per_epoch is set)."""
+    given = [s.ratio for s in recipe.data.train] if recipe.data.train[0].ratio is not None else None
+    if not streams:
+        return given, recipe.train.samples_per_epoch
+    taken = sum(s.ratio for s in streams)
+    if taken >= 1.0:
+        raise PoseAdaptError(
+            f"recipe key 'adapt': the methods' data ratios add up to {taken:g}; they must stay below 1"
+        )
+    weights = [float(w) for w in (given if given is not None else target_sizes)]
+    mixed = [(1.0 - taken) * w / sum(weights) for w in weights] + [s.ratio for s in streams]
+    total = recipe.train.samples_per_epoch or max(1, round(sum(target_sizes) / (1.0 - taken)))
+    counts = mix_counts([*target_sizes, *(len(s.dataset) for s in streams)], mixed, total)
+    for stream, n in zip(streams, counts[len(target_sizes) :], strict=True):
+        if n == 0:
+            raise PoseAdaptError(
+                f"recipe key 'adapt': the {stream.name or 'extra'} stream's ratio {stream.ratio:g} of {total} samples "
+                "per epoch draws nothing; raise the ratio or train.samples_per_epoch"
+            )
+    return mixed, total
+
+
 def build_trainer(
     recipe: Recipe, out_dir: str | Path | None = None, *, resume: bool = False, hooks: tuple[Hook, ...] = ()
 ) -> Trainer:
-    """Check everything, build model / data / hooks and return the Trainer (call `.fit(resume)` on it)."""
+    """Check everything, build model / data / methods / hooks and return the Trainer (call `.fit(resume)`)."""
+    from poseadapt.adapt.methods import build_methods
     from poseadapt.train.ema import EMAHook
     from poseadapt.train.validate import ValidationHook
 
     out = Path(out_dir) if out_dir is not None else recipe.out
     if out is None:
         raise PoseAdaptError("no output folder: set 'out' in the recipe or pass --out")
-    strategy = strategy_hooks(recipe)
-    rehearsal = rehearsal_settings(strategy)
+    methods: list[Method] = build_methods(recipe.adapt)
     check_files(recipe)
-    if rehearsal is not None:
-        check_rehearsal_files(rehearsal)
+    seed = recipe.train.seed
+    ctx = AdaptContext(recipe=recipe, key="adapt", seed=seed)
+    for method in methods:
+        ctx.key = method.key
+        method.check(ctx)
     check_run_folder(out, resume)
 
     model, source_model = build_model_and_source(recipe)
-    seed = recipe.train.seed
     datasets, heads = [], []
     for i, src in enumerate(recipe.data.train):
         key = f"data.train.{i}"
         head = head_for(src, key, model)
         datasets.append(build_dataset(src, key, model, head, recipe.data.padding, True, seed + i))
         heads.append(head)
-    ratios = [s.ratio for s in recipe.data.train] if recipe.data.train[0].ratio is not None else None
-    if rehearsal is not None:
-        recipe, ratios = add_rehearsal(recipe, strategy, model, source_model, datasets, heads, ratios)
-    del source_model  # the teacher (if any) holds what it needs
-    all_hooks: list[Hook] = list(strategy)
+
+    streams: list[DataStream] = []
+
+    def method_dataset(spec: Any, key: str, model: Any, head: int, *, match_head: bool = True) -> Any:
+        n = len(datasets) + len(streams)
+        return build_dataset(
+            source_spec(spec, key), key, model, head, recipe.data.padding, True, seed + n, match_head=match_head
+        )
+
+    ctx = AdaptContext(recipe, "adapt", source_model, datasets, heads, method_dataset, seed)
+    # every method shapes the model before any builds data on it (a union head, a domain classifier); the method
+    # choosing the parameters goes last, so it freezes or wraps (LoRA) the final structure
+    for method in sorted(methods, key=lambda m: m.chooses_parameters):
+        ctx.key = method.key
+        model = method.prepare(model, ctx)
+    for method in methods:
+        ctx.key = method.key
+        ctx.mix_offset = len(datasets) + len(streams)
+        streams.extend(method.data(model, ctx))
+    ratios, total = mix_streams(recipe, [len(d) for d in datasets], streams)
+    if total != recipe.train.samples_per_epoch:
+        recipe = recipe.model_copy(deep=True)
+        recipe.train.samples_per_epoch = total
+    del source_model, ctx  # a teacher a method needs, it holds itself
+
+    all_hooks: list[Hook] = []
     if recipe.train.ema:
         all_hooks.append(EMAHook(recipe.train.ema, recipe.train.ema_warmup))
     if recipe.data.val is not None and recipe.train.val_interval:
         head = head_for(recipe.data.val, "data.val", model)
-        val = build_dataset(recipe.data.val, "data.val", model, head, recipe.data.padding, False, seed)
+        val = build_dataset(
+            recipe.data.val, "data.val", model, head, recipe.data.padding, False, seed, match_head=False
+        )
         t = recipe.train
         all_hooks.append(
             ValidationHook(val, head=head, interval=t.val_interval, batch_size=t.val_batch_size, flip_test=t.flip_test)
@@ -248,7 +312,8 @@ def build_trainer(
     all_hooks.extend(hooks)
 
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(recipe, model, MixedDataset(datasets, heads), out, ratios=ratios, hooks=all_hooks)
+    data = MixedDataset([*datasets, *(s.dataset for s in streams)], [*heads, *(s.head for s in streams)])
+    trainer = Trainer(recipe, model, data, out, ratios=ratios, hooks=all_hooks, methods=methods)
     if trainer.dist.is_main:
         _write_text(out / "recipe.yaml", dump_recipe(recipe))
     return trainer

@@ -112,3 +112,25 @@ def sync_buffers(module: torch.nn.Module) -> None:
         return
     for buffer in module.buffers():
         dist.broadcast(buffer.data, src=0)
+
+
+def weights_checksum(module: torch.nn.Module) -> str:
+    """A digest of every parameter and buffer, bit for bit."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_ranks_agree(module: torch.nn.Module, device: torch.device) -> None:
+    """All ranks must hold the same weights at the end of a DDP run; one line naming the ranks otherwise.
+
+    Cheap insurance against a gradient that was never all-reduced (a stage switch without re-wrapping DDP).
+    """
+    sums = gather_objects(weights_checksum(module))
+    if len(set(sums)) > 1:
+        differ = [r for r, s in enumerate(sums) if s != sums[0]]
+        raise PoseAdaptError(f"DDP ranks ended with different weights (rank 0 vs ranks {differ}): training is broken")

@@ -7,8 +7,9 @@ step and saves) would still be ours, written around Fabric's abstractions. Fabri
 dependency with its own release cadence pinned against torch; torch alone covers DDP (torchrun, gloo / NCCL)
 and bf16 autocast.
 
-Everything optional is a hook (`poseadapt.train.hooks`: EMA, logging, progress, validation, fine-tuning
-strategies) or a loss term (`poseadapt.train.losses`); the loop itself only runs steps, counts them, and saves.
+Everything optional is a hook (`poseadapt.train.hooks`: EMA, logging, progress, validation) or an adaptation
+method (`poseadapt.adapt.methods`, called through the `Method` interface only: which parameters train, extra
+losses, pseudo-labels, state, export); the loop itself only runs steps, counts them, and saves.
 State is saved at every epoch end, every `checkpoint_interval` iterations and when stopped; `fit(resume=True)`
 continues from `last.pt` exactly where it stopped, mid-epoch included.
 """
@@ -30,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from poseadapt.adapt.method import Method, StepOutputs
+from poseadapt.adapt.params import apply_train_mode, apply_trainable, backbone_depth, trainable_names
 from poseadapt.errors import PoseAdaptError
 from poseadapt.train import distributed
 from poseadapt.train.batch import collate, model_input, to_device
@@ -37,7 +40,7 @@ from poseadapt.train.checkpointing import capture_rng, load_train_state, restore
 from poseadapt.train.hooks import Hook
 from poseadapt.train.logging import MetricLogger
 from poseadapt.train.losses import HeatmapMSE, LossTerm
-from poseadapt.train.optim import build_optimizer, build_scheduler, lr_factor
+from poseadapt.train.optim import build_scheduler, lr_factor, param_groups
 from poseadapt.train.sampler import MixedDataset, MixedSampler
 
 STATE_FILE = "last.pt"
@@ -83,16 +86,31 @@ def resolve_amp(amp: bool | str, device: torch.device) -> bool:
 
 
 class ModelWithLosses(nn.Module):
-    """The model and its loss terms as one module: DDP then also averages the gradients of terms with parameters."""
+    """The model, its loss terms and the methods' auxiliary modules as one module, so DDP averages every gradient.
 
-    def __init__(self, model: nn.Module, terms: nn.ModuleList) -> None:
+    The forward exposes backbone features and head outputs (`StepOutputs`) to the methods' losses.
+    """
+
+    def __init__(self, model: nn.Module, terms: nn.ModuleList, methods: Sequence[Method] = ()) -> None:
         super().__init__()
         self.model = model
         self.terms = terms
+        self.aux = nn.ModuleDict({m.name: m.modules() for m in methods if m.modules() is not None})
+        self.methods = list(methods)
 
     def forward(self, x: torch.Tensor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        outputs = self.model(x, batch["dataset_index"])
-        return {term.name: term.weight * term(batch, outputs) for term in self.terms}
+        index = batch["dataset_index"]
+        if hasattr(self.model, "forward_features") and hasattr(self.model, "heads"):
+            features = self.model.forward_features(x, index)
+            outputs = self.model.heads(features, index)
+        else:  # any other module: no features to expose
+            features, outputs = None, self.model(x, index)
+        losses = {term.name: term.weight * term(batch, outputs) for term in self.terms}
+        out = StepOutputs(features, outputs)  # type: ignore[arg-type]
+        for method in self.methods:
+            for name, value in method.losses(batch, out, self.model).items():
+                losses[f"{method.name}/{name}"] = value
+        return losses
 
 
 class Trainer:
@@ -108,6 +126,7 @@ class Trainer:
         ratios: Sequence[float] | None = None,
         loss_terms: Sequence[LossTerm] | None = None,
         hooks: Sequence[Hook] = (),
+        methods: Sequence[Method] = (),
     ) -> None:
         t, sched = recipe.train, recipe.schedule
         self.recipe = recipe
@@ -118,6 +137,8 @@ class Trainer:
         self.module = model.to(self.device)
         self.loss_terms = nn.ModuleList(loss_terms or [HeatmapMSE()]).to(self.device)
         self.hooks = list(hooks)
+        self.methods = list(methods)
+        self.chooser = next((m for m in self.methods if m.chooses_parameters), None)
         self.ema: Any = None
         self.logger = MetricLogger(self.out_dir, tensorboard=t.tensorboard) if self.dist.is_main else None
 
@@ -151,14 +172,13 @@ class Trainer:
         self.stop_requested = False
         torch.manual_seed(t.seed + self.dist.rank)  # drop-path masks differ per rank, reproducibly
 
-        self.call("setup")  # may freeze parameters or wrap modules: before the optimizer sees them
-        self.module.to(self.device)  # modules a hook added (LoRA adapters) join the model's device
-        self.step_module: nn.Module = ModelWithLosses(self.module, self.loss_terms)  # DDP-wrapped once fit() starts
-        o = recipe.optim
-        self.optimizer = build_optimizer(
-            self.module, o.lr, o.weight_decay, o.layer_decay, tuple(o.betas), o.eps,
-            extra=self.loss_terms.named_parameters(prefix="loss_terms"),
-        )  # fmt: skip
+        self.call("setup")
+        self.depth = backbone_depth(self.module)
+        self.apply_parameter_choice(0)
+        self.step_module: nn.Module = ModelWithLosses(self.module, self.loss_terms, self.methods)
+        self.step_module.to(self.device)  # modules methods added (adapters, classifiers) join the device
+        self.wrapped_trainable: tuple[str, ...] | None = None  # the trainable set DDP was wrapped with
+        self.optimizer = self.build_optimizer()
         factor = functools.partial(
             lr_factor,
             iters_per_epoch=self.iters_per_epoch,
@@ -171,6 +191,44 @@ class Trainer:
             min_lr_ratio=sched.min_lr_ratio,
         )
         self.scheduler = build_scheduler(self.optimizer, factor)
+
+    # ------------------------------------------------------------------------------------------------ parameters
+    def apply_parameter_choice(self, epoch: int) -> bool:
+        """`requires_grad` as the parameter-choosing method says for `epoch` (all train without one)."""
+        chooser, depth = self.chooser, self.depth
+        if chooser is None:
+            return apply_trainable(self.module, lambda name: True)
+        return apply_trainable(self.module, lambda name: chooser.trainable(name, epoch, depth))
+
+    def build_optimizer(self) -> torch.optim.AdamW:
+        """AdamW over every parameter that trains in any epoch (the methods say which), loss-term and auxiliary
+        parameters, with the chooser's lr scale (layer decay) or the recipe's `optim.layer_decay`.
+
+        Parameters a later stage unfreezes are in it from the start: without a gradient AdamW skips them, so a
+        stage switch needs no new optimizer (and loses no moment estimates); only DDP is re-wrapped.
+        """
+        o, depth, chooser = self.recipe.optim, self.depth, self.chooser
+        named = [(n, p) for n, p in self.module.named_parameters() if chooser is None or chooser.ever_trains(n, depth)]
+        extra = list(self.loss_terms.named_parameters(prefix="loss_terms"))
+        extra += list(self.step_module.aux.named_parameters(prefix="aux"))
+        scale = None if chooser is None else functools.partial(chooser.lr_scale, depth=depth)
+        groups = param_groups(named + extra, o.lr, o.weight_decay, o.layer_decay, depth, lr_scale=scale)
+        for g in groups:
+            del g["names"]  # names are for inspection; the optimizer state dict should hold only numbers
+        return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+
+    def start_epoch(self) -> None:
+        """Training mode (frozen modules stay in eval), the epoch's parameter choice, the methods' epoch work; DDP
+        is re-wrapped when the trainable set changed (or it would never all-reduce newly unfrozen gradients)."""
+        self.module.train()
+        self.apply_parameter_choice(self.epoch)
+        apply_train_mode(self.module)
+        if self.dist.enabled and trainable_names(self.module) != self.wrapped_trainable:
+            self.wrap_ddp()
+        for method in self.methods:
+            logs = method.on_epoch_start(self.module, self.epoch)
+            if logs:
+                self.log_metrics({f"{method.name}/{k}": v for k, v in logs.items()}, kind="adapt")
 
     # ------------------------------------------------------------------------------------------------ the loop
     def fit(self, resume: bool = False) -> TrainResult:
@@ -187,6 +245,8 @@ class Trainer:
             self.stop_requested = True
         interrupted = self.stop_requested
         distributed.sync_buffers(self.module)
+        if self.dist.enabled:
+            distributed.check_ranks_agree(self.module, self.device)
         self.save_state()
         final = None if interrupted else self.save_model("final.safetensors", {"status": "completed"})
         self.call("on_train_end")
@@ -198,6 +258,7 @@ class Trainer:
 
     def run_epoch(self) -> None:
         self.sampler.set_epoch(self.epoch, start=self.epoch_iteration * self.batch_size)
+        self.start_epoch()
         self.call("on_epoch_start")
         for batch in self.loader:
             logs = self.train_step(to_device(batch, self.device))
@@ -218,6 +279,8 @@ class Trainer:
     def train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
         """One optimizer step; returns detached loss tensors (no device sync), the lr and the gradient norm."""
         self.call("before_step", batch)
+        for method in self.methods:
+            method.before_step(batch, self.module)
         x = model_input(batch["image"], self.module)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             losses = self.step_module(x, batch)
@@ -232,14 +295,19 @@ class Trainer:
         self.scheduler.step()
         detached = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items() if len(losses) > 1}}
         lr = max(g["lr"] for g in self.optimizer.param_groups)
+        if self.methods and (self.iteration + 1) % self.recipe.train.log_interval == 0:
+            extra = {f"{m.name}/{k}": v for m in self.methods for k, v in m.logs().items()}
+            if extra:
+                self.log_metrics(extra, kind="adapt")
         return {"losses": detached, "lr": lr, "grad_norm": grad_norm, "batch_size": x.shape[0]}
 
     def wrap_ddp(self) -> None:
-        """Under DDP, (re)wrap model + loss terms. DDP fixes the set of trainable parameters when it wraps, so a
-        strategy that changes `requires_grad` mid-run (unfreezing a stage) calls this again afterwards."""
+        """Under DDP, (re)wrap model + loss terms + auxiliary modules. DDP fixes the set of trainable parameters
+        when it wraps, so `start_epoch` calls this again whenever that set changes."""
         if not self.dist.enabled:
             return
-        plain = ModelWithLosses(self.module, self.loss_terms)
+        plain = ModelWithLosses(self.module, self.loss_terms, self.methods)
+        self.wrapped_trainable = trainable_names(self.module)
         find_unused = len(getattr(self.module, "heads", ())) > 1 or self.recipe.train.find_unused_parameters
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.step_module = DistributedDataParallel(plain, device_ids=ids, find_unused_parameters=find_unused)
@@ -301,6 +369,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "sampler": {**self.sampler.state_dict(), "start": self.epoch_iteration * self.batch_size},
             "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict()},
+            "methods": {m.key: m.state_dict() for m in self.methods},
             "recipe": self.recipe.to_dict(),
             "world_size": self.dist.world_size,
         }
@@ -333,6 +402,8 @@ class Trainer:
         for hook in self.hooks:
             if hook.name in state["hooks"]:
                 hook.load_state_dict(state["hooks"][hook.name])
+        for method in self.methods:
+            method.load_state_dict(state.get("methods", {}).get(method.key, {}))
         restore_rng(state["rng"][self.dist.rank])
 
     def _check_same_run(self, saved: dict[str, Any], path: Path) -> None:
@@ -353,10 +424,13 @@ class Trainer:
         from poseadapt.interop.checkpoint import save_checkpoint
 
         model = self.eval_model
+        for method in self.methods:
+            model = method.export(model)
         for hook in self.hooks:
             model = hook.export_model(self, model)
         info = {
             **getattr(self.module, "provenance", {}),
+            "adapt": [{m.name: m.provenance()} for m in self.methods],
             "training": {"epoch": self.epoch, "iteration": self.iteration, "recipe": self.recipe.to_dict()},
             **(provenance or {}),
         }

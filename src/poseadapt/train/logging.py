@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class CsvLog:
-    """Append rows of scalars to a CSV file; the header is fixed by the first row (later new keys are dropped)."""
+    """Append rows of scalars to a CSV file; a row with new keys widens the header (the file is rewritten once,
+    atomically: adaptation methods log different scalars at different times)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -36,11 +37,27 @@ class CsvLog:
         new = self.fields is None
         if new:
             self.fields = list(row)
+        elif any(k not in self.fields for k in row):
+            self._widen([k for k in row if k not in self.fields])
         with self.path.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+    def _widen(self, extra: list[str]) -> None:
+        import os
+
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert self.fields is not None
+        self.fields = [*self.fields, *extra]
+        tmp = self.path.with_name(f".tmp-{self.path.name}")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
 
 
 def tensorboard_writer(log_dir: Path) -> Any | None:

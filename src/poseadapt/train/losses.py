@@ -1,6 +1,6 @@
 """Training losses. A loss is a `LossTerm`: a named callable on the step's batch and outputs, with a weight.
 
-The trainer sums every term the recipe (or a fine-tuning strategy) adds, so a prior, a distillation or a
+The trainer sums every term (and every adaptation method's losses), so a prior, a distillation or a
 consistency loss is one more term in the list, never a branch in the loop.
 """
 
@@ -14,16 +14,16 @@ from torch import nn
 
 
 def keypoint_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """ViTPose's KeypointMSELoss(use_target_weight=True): MSE of (pred * w, gt * w) per joint, mean over joints.
+    """MMPose 1.x KeypointMSELoss(use_target_weight=True): `mean(w * (p - g)^2)` over batch, joints and pixels.
 
-    pred, target: (B, K, H, W); weight: (B, K). Each joint's loss is the mean over batch and pixels, and the joints
-    are averaged, which equals one mean over all elements of the weighted maps. This is mmpose 1.x's scale; the
-    original ViTPose (mmpose 0.x) also halves it, which a term weight of 0.5 reproduces.
+    pred, target: (B, K, H, W); weight: (B, K). For 0/1 weights this equals ViTPose's MSE of (p * w, g * w); for
+    fractional weights (a teacher's confidence) it counts a half-sure label half, where the squared-weight form
+    would count it a quarter. The original ViTPose (mmpose 0.x) also halves the loss: a term weight of 0.5.
     """
+    err = (pred.float() - target.float()) ** 2
     if weight is not None:
-        w = weight[:, :, None, None].to(pred.dtype)
-        pred, target = pred * w, target * w
-    return torch.mean((pred.float() - target.float()) ** 2)
+        err = err * weight[:, :, None, None].float()
+    return torch.mean(err)
 
 
 class LossTerm(nn.Module):

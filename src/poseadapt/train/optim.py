@@ -47,19 +47,22 @@ def param_groups(
     weight_decay: float,
     layer_decay: float = 1.0,
     depth: int = 0,
+    lr_scale: Callable[[str], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Optimizer groups keyed by (layer id, decay / no decay); every parameter is included, trainable or not.
 
     Frozen parameters (requires_grad False) have no gradient, so AdamW skips them; including them means a strategy
     that unfreezes a stage later needs no new optimizer. Each group records `layer_id` and `lr_scale` for logs.
+    `lr_scale(name)` (an adaptation method's, e.g. layer decay) multiplies the scale; it must depend on the layer
+    id only, since parameters are grouped by it.
     """
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, param in named_params:
-        lid = param_layer_id(name, depth) if layer_decay != 1.0 else depth + 1
+        lid = param_layer_id(name, depth) if layer_decay != 1.0 or lr_scale is not None else depth + 1
         decay = not no_weight_decay(name, param)
         key = (lid, decay)
         if key not in groups:
-            scale = layer_decay ** (depth + 1 - lid)
+            scale = layer_decay ** (depth + 1 - lid) * (1.0 if lr_scale is None else lr_scale(name))
             groups[key] = {
                 "params": [],
                 "names": [],

@@ -171,21 +171,31 @@ class TrainSection(Section):
         return v
 
 
-class FinetuneSection(BaseModel):
-    """How to adapt: `strategy` names a fine-tuning strategy; its own options sit beside it (checked by it)."""
-
-    model_config = ConfigDict(extra="allow")
-    strategy: str = "full"
-
-
 class Recipe(Section):
     model: ModelSection = ModelSection()
     data: DataSection
     optim: OptimSection = OptimSection()
     schedule: ScheduleSection = ScheduleSection()
     train: TrainSection = TrainSection()
-    finetune: FinetuneSection = FinetuneSection()
+    adapt: list[Any] = Field(
+        default_factory=list,
+        description="adaptation methods, each `{name: {options}}` (see `poseadapt methods`); none: full fine-tuning",
+    )
     out: Path | None = None
+
+    @field_validator("adapt", mode="before")
+    @classmethod
+    def _adapt_list(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, dict | str):
+            v = [v]
+        if not isinstance(v, list):
+            raise ValueError("must be a list of methods, e.g. [{lora: {r: 8}}, {rehearsal: {...}}]")
+        from poseadapt.adapt.methods import build_methods
+
+        build_methods(v)  # one line naming the key, before anything is built
+        return v
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (YAML keys, JSON types): what `recipe.yaml` in the run folder and checkpoints record."""
