@@ -256,6 +256,15 @@ def train(
     train_cmd.run(recipe, overrides or [], out, resume, json_out)
 
 
+# ---------------------------------------------------------------------------------------------- methods
+@app.command("methods")
+def methods(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the adaptation methods a recipe's `adapt:` list can compose, with their options and defaults."""
+    from poseadapt.cli import methods_cmd
+
+    methods_cmd.run(json_out)
+
+
 # ---------------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(
@@ -277,6 +286,14 @@ def demo(
     from poseadapt.cli import demo_cmd
 
     demo_cmd.run(quick, out, cache_dir, no_cache)
+
+
+# ---------------------------------------------------------------------------------------------- compare, sigmas
+# Each module owns its options and its body; importing them is light (typer only).
+from poseadapt.cli import compare_cmd, sigmas_cmd  # noqa: E402
+
+app.command("compare")(compare_cmd.compare)
+app.command("sigmas")(sigmas_cmd.sigmas)
 
 
 def main(argv: list[str] | None = None) -> None:
