@@ -46,13 +46,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """One fine-tuning run on infants: a strategy of `poseadapt.adapt.finetune` with its learning rate."""
+    """One fine-tuning run on infants: a parameter-choosing method of `poseadapt.adapt.methods` (+ rehearsal)."""
 
     key: str  # short name used for run folders and table rows
     label: str  # what the report calls it
-    strategy: str  # finetune.strategy
+    strategy: str  # the parameter-choosing method's name
     lr: float
-    options: dict[str, Any] = field(default_factory=dict)  # extra finetune keys (lora settings, ...)
+    options: dict[str, Any] = field(default_factory=dict)  # that method's options
     rehearsal_ratio: float | None = None  # fraction of each batch drawn from the adult (source) set
 
 
@@ -115,7 +115,7 @@ class DemoSettings:
 def _strategies(lr: float) -> tuple[StrategySpec, ...]:
     return (
         StrategySpec("full", "full FT", "full", lr),
-        StrategySpec("lora", "LoRA r8 + head", "lora", 2.5 * lr, {"lora": {"r": 8, "alpha": 16, "head": "all"}}),
+        StrategySpec("lora", "LoRA r8 + head", "lora", 2.5 * lr, {"r": 8, "alpha": 16, "head": "all"}),
         StrategySpec("head_only", "head only", "head_only", 2.5 * lr),
         StrategySpec("rehearsal", "full FT + rehearsal", "full", lr, rehearsal_ratio=0.5),
     )

@@ -141,13 +141,10 @@ def finetune_recipe(
     weights), then trained with the strategy; rehearsal replays adults labelled in coco17, the four infant21
     points they lack filled in by the frozen adult model."""
     m = settings.model
-    finetune: dict[str, Any] = {"strategy": strategy.strategy, **strategy.options}
+    adapt: list[dict[str, Any]] = [{strategy.strategy: dict(strategy.options)}]
     if strategy.rehearsal_ratio is not None:
-        finetune["rehearsal"] = {
-            "source": {**_source(adults, "coco17"), "schema": "coco17"},
-            "ratio": strategy.rehearsal_ratio,
-            "pseudo_label": True,
-        }
+        source = {**_source(adults, "coco17"), "schema": "coco17"}
+        adapt.append({"rehearsal": {"source": source, "ratio": strategy.rehearsal_ratio, "pseudo_label": True}})
     return {
         "model": {
             "name": ARCH,
@@ -164,7 +161,7 @@ def finetune_recipe(
             "min_lr_ratio": 0.01,
         },
         "train": _train_section(settings, val_interval=1, progress=progress),
-        "finetune": finetune,
+        "adapt": adapt,
     }
 
 
