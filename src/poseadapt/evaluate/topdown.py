@@ -427,11 +427,17 @@ def coco_results(preds: CocoPredictions, file_names: Mapping[int, str] | None = 
 
 def load_ground_truth(ann: str | Path, schema: KeypointSchema | str | None = None) -> CocoKeypoints:
     """A COCO keypoint file, parsed once: in `schema` when its keypoints are that schema's, else inferred."""
-    from poseadapt.data.coco import coco_keypoints_from_dict
     from poseadapt.data.validate import read_json
 
     path = Path(ann)
-    data = read_json(path, "annotation file")
+    return ground_truth_from_dict(read_json(path, "annotation file"), path, schema)
+
+
+def ground_truth_from_dict(data: Any, path: str | Path, schema: KeypointSchema | str | None = None) -> CocoKeypoints:
+    """`load_ground_truth` on a parsed file: the model's schema when the names are its names, else the built-in."""
+    from poseadapt.data.coco import coco_keypoints_from_dict
+
+    path = Path(path)
     if schema is not None:
         try:
             return coco_keypoints_from_dict(data, schema, source=path, image_root=path.parent)

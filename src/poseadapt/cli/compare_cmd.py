@@ -1,0 +1,72 @@
+"""`poseadapt compare`: its options and its body (registered in `cli/main.py`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from poseadapt.errors import PoseAdaptError
+
+
+def compare(
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            metavar="NAME=CKPT",
+            help="A model: NAME=CHECKPOINT.safetensors, NAME=builtin:NAME, or COCO results per test set "
+            "(NAME=RESULTS.json with one test set, NAME=TEST:RES.json,TEST2:RES2.json otherwise). Repeatable.",
+        ),
+    ],
+    test: Annotated[
+        list[str],
+        typer.Option(
+            "--test",
+            metavar="NAME=ANN.json[:IMAGES]",
+            help="A test set: COCO keypoint file and its image folder (default: next to the file, or ../images).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md, plots and summary.json.")],
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="Model to measure forgetting against (AP change, interval).")
+    ] = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option("--group-by", metavar="KEY", help="Image field to report subgroups by (repeatable)."),
+    ] = None,
+    samples: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the images.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test for checkpoints.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+) -> None:
+    """Every model on every test set: AP/AR with bootstrap intervals, PCK, per keypoint, per subgroup, forgetting."""
+    from poseadapt.cli.io import print_json
+    from poseadapt.evaluate.compare import compare_report
+
+    if samples < 10:
+        raise PoseAdaptError(f"--bootstrap needs at least 10 resamples, got {samples}")
+    say = None if json_out or not sys.stderr.isatty() else (lambda msg: sys.stderr.write(f"scoring {msg}\n"))
+    summary = compare_report(
+        model, test, out, baseline=baseline, group_by=group_by or [], samples=samples, seed=seed, flip_test=flip,
+        progress=say,
+    )  # fmt: skip
+    if json_out:
+        print_json(summary)
+        return
+    from poseadapt.evaluate.report import format_table
+
+    rows = [[r["model"], r["test"], r["AP"], f"[{r['AP_ci'][0]:.3f}, {r['AP_ci'][1]:.3f}]", r["AR"], r["PCK"]]
+            for r in summary["results"]]  # fmt: skip
+    sys.stdout.write(format_table(["model", "test", "AP", "95% CI", "AR", "PCK"], rows) + "\n")
+    for r in summary["results"]:
+        f = r["forgetting"]
+        if f is not None:
+            verdict = "real" if f["excludes_zero"] else "within noise"
+            sys.stdout.write(
+                f"{r['model']} vs {f['baseline']} on {r['test']}: ΔAP {f['delta_AP']:+.3f} "
+                f"[{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}] ({verdict})\n"
+            )
+    sys.stdout.write(f"report: {out / 'report.html'}\n")

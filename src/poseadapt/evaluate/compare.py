@@ -1,0 +1,357 @@
+"""`poseadapt compare`: every model on every test set, with confidence intervals, per keypoint and per subgroup.
+
+A model is a poseadapt checkpoint (or `builtin:NAME`), predicted through `poseadapt.evaluate.topdown` with the
+test set's GT boxes, or a COCO results file per test set from any other tool. For each model x test set:
+OKS AP/AR with 95% bootstrap intervals over images (fixed seed, the same draws for every model, so differences
+are paired), PCK@0.05 of the box, per-keypoint AP, per-subgroup AP (COCO `images[].attributes` or image fields
+named with `group_by`) with the worst-served subgroup named, and forgetting against a baseline model (its
+interval, and whether that interval excludes zero). `compare()` returns a JSON-ready summary; the report
+(`poseadapt.evaluate.report_compare`) renders it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from poseadapt.errors import DataError, PoseAdaptError
+from poseadapt.evaluate import bootstrap as bs
+
+PCK_ALPHA = 0.05
+MIN_SUBGROUP_IMAGES = 1
+
+
+@dataclass
+class ModelSpec:
+    """NAME=CKPT (a .safetensors path or builtin:NAME) or NAME=RESULTS.json / NAME=TEST:RESULTS.json,..."""
+
+    name: str
+    checkpoint: str | None = None
+    results: dict[str, Path] = field(default_factory=dict)  # test name -> COCO results file ("*" for any)
+
+    @property
+    def kind(self) -> str:
+        return "checkpoint" if self.checkpoint is not None else "results"
+
+
+@dataclass
+class TestSpec:
+    """NAME=ANN.json[:IMAGES]"""
+
+    name: str
+    ann: Path
+    images: Path | None = None
+
+
+def parse_model(text: str) -> ModelSpec:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise PoseAdaptError(f"--model must be NAME=CHECKPOINT or NAME=RESULTS.json, got '{text}'")
+    if value.startswith("builtin:") or not value.endswith(".json"):
+        return ModelSpec(name, checkpoint=value)
+    results: dict[str, Path] = {}
+    for part in value.split(","):
+        test, colon, path = part.rpartition(":")
+        results[test if colon else "*"] = Path(path)
+    return ModelSpec(name, results=results)
+
+
+def parse_test(text: str) -> TestSpec:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise PoseAdaptError(f"--test must be NAME=ANN.json[:IMAGES], got '{text}'")
+    ann, colon, images = value.partition(".json:")
+    if colon:
+        return TestSpec(name, Path(ann + ".json"), Path(images))
+    return TestSpec(name, Path(value))
+
+
+# ---------------------------------------------------------------------------------------------- test sets
+@dataclass
+class TestSet:
+    name: str
+    gt: Any  # CocoKeypoints
+    images: Path
+    image_records: list[dict]  # the file's images[] entries (attributes and other fields for subgroups)
+
+
+def load_test_set(spec: TestSpec, schema: Any = None) -> TestSet:
+    """Parse the GT once; find the image folder (given, or next to the annotations); refuse an empty set."""
+    from poseadapt.data.validate import read_json
+    from poseadapt.evaluate.topdown import ground_truth_from_dict
+
+    if not spec.ann.is_file():
+        raise DataError(f"test set '{spec.name}': annotation file not found: {spec.ann}")
+    data = read_json(spec.ann, "annotation file")
+    gt = ground_truth_from_dict(data, spec.ann, schema)
+    if len(gt) == 0 or not (~np.asarray(gt.iscrowd, bool)).any():
+        raise PoseAdaptError(f"test set '{spec.name}' ({spec.ann}) has no people to evaluate")
+    records = [im for im in data.get("images", []) if isinstance(im, dict)]
+    return TestSet(spec.name, gt, _image_folder(spec, gt), records)
+
+
+def _image_folder(spec: TestSpec, gt: Any) -> Path:
+    first = next(iter(gt.images.values()))
+    candidates = [spec.images] if spec.images is not None else [spec.ann.parent, spec.ann.parent.parent / "images"]
+    for folder in candidates:
+        if folder is not None and (folder / first.file_name).is_file():
+            return folder
+    where = spec.images if spec.images is not None else spec.ann.parent
+    raise DataError(f"test set '{spec.name}': image {first.file_name} not found in {where} (give NAME=ANN.json:IMAGES)")
+
+
+def subgroups(test: TestSet, group_by: Sequence[str] = ()) -> dict[str, dict[str, list[int]]]:
+    """{key: {value: [image ids]}} from images[].attributes and from the named image fields."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for im in test.image_records:
+        attributes = im.get("attributes") if isinstance(im.get("attributes"), dict) else {}
+        fields: dict[str, Any] = dict(attributes)
+        for key in group_by:
+            value = im.get(key, attributes.get(key))
+            if value is not None:
+                fields[key] = value
+        for key, value in fields.items():
+            if isinstance(value, str | int | float | bool):
+                out.setdefault(str(key), {}).setdefault(str(value), []).append(int(im["id"]))
+    missing = [k for k in group_by if k not in out]
+    if missing:
+        raise PoseAdaptError(f"test set '{test.name}': no image has the field(s) {', '.join(missing)} to group by")
+    return {k: v for k, v in out.items() if len(v) > 1}
+
+
+# ---------------------------------------------------------------------------------------------- models
+def load_model_for(spec: ModelSpec) -> Any:
+    """The PoseModel of a checkpoint spec; any failure to load is one line naming the model."""
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    path = spec.checkpoint or ""
+    if not path.startswith("builtin:") and not Path(path).is_file():
+        raise DataError(f"model '{spec.name}': checkpoint not found: {path}")
+    try:
+        return load_checkpoint(path)
+    except PoseAdaptError as exc:
+        raise PoseAdaptError(f"model '{spec.name}': {exc}") from None
+    except Exception as exc:  # a corrupt or foreign file: safetensors / json errors
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PoseAdaptError(f"model '{spec.name}': cannot load {path} ({first})") from None
+
+
+def results_predictions(spec: ModelSpec, test: TestSet) -> Any:
+    """A results-file model's predictions on one test set (in the test set's schema)."""
+    from poseadapt.data.coco import predictions_from_list
+    from poseadapt.data.validate import read_json
+
+    path = spec.results.get(test.name, spec.results.get("*"))
+    if path is None:
+        raise PoseAdaptError(f"model '{spec.name}' has no results file for test set '{test.name}'")
+    if not path.is_file():
+        raise DataError(f"model '{spec.name}': results file not found: {path}")
+    return predictions_from_list(read_json(path, "results file"), test.gt, source=path)
+
+
+# ---------------------------------------------------------------------------------------------- the comparison
+@dataclass
+class Cell:
+    """One model on one test set: predictions in the GT schema and the scoring view."""
+
+    model: str
+    test: str
+    preds: Any
+    view: Any
+    stats: dict[str, float]
+
+
+def compare(
+    models: Sequence[ModelSpec],
+    tests: Sequence[TestSpec],
+    *,
+    baseline: str | None = None,
+    group_by: Sequence[str] = (),
+    samples: int = bs.DEFAULT_SAMPLES,
+    seed: int = bs.DEFAULT_SEED,
+    flip_test: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], dict[tuple[str, str], Cell], dict[str, TestSet]]:
+    """Score every model on every test set; returns (summary, cells, test sets). Checks every input first."""
+    from poseadapt.evaluate.topdown import evaluate_model, scoring_view
+
+    names = [m.name for m in models]
+    if not models or not tests:
+        raise PoseAdaptError("compare needs at least one --model and one --test")
+    for what, seq in (("model", names), ("test set", [t.name for t in tests])):
+        dup = sorted({n for n in seq if seq.count(n) > 1})
+        if dup:
+            raise PoseAdaptError(f"{what} name(s) used twice: {', '.join(dup)}")
+    if baseline is not None and baseline not in names:
+        raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models ({', '.join(names)})")
+    loaded = {m.name: load_model_for(m) for m in models if m.kind == "checkpoint"}
+    first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
+    test_sets = {t.name: load_test_set(t, first_schema) for t in tests}
+    groups = {name: subgroups(ts, group_by) for name, ts in test_sets.items()}
+    for m in models:  # every pairing is checked before the first prediction
+        for ts in test_sets.values():
+            if m.kind == "checkpoint":
+                scoring_view(ts.gt, loaded[m.name].schemas[0])
+            elif test_sets and ts.name not in m.results and "*" not in m.results:
+                raise PoseAdaptError(f"model '{m.name}' has no results file for test set '{ts.name}'")
+    cells: dict[tuple[str, str], Cell] = {}
+    for m in models:
+        for ts in test_sets.values():
+            if progress is not None:
+                progress(f"{m.name} on {ts.name}")
+            if m.kind == "checkpoint":
+                ev = evaluate_model(loaded[m.name], ts.gt, ts.images, flip_test=flip_test)
+                preds, view, stats = ev.view.to_gt_schema(ev.predictions), ev.view, ev.stats
+            else:
+                from poseadapt.evaluate.topdown import score_ap
+
+                view = scoring_view(ts.gt, None)
+                preds = results_predictions(m, ts)
+                stats = score_ap(view, preds)
+            cells[(m.name, ts.name)] = Cell(m.name, ts.name, preds, view, stats)
+    summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed)
+    return summary, cells, test_sets
+
+
+def _summarise(
+    models: Sequence[ModelSpec],
+    test_sets: dict[str, TestSet],
+    cells: dict[tuple[str, str], Cell],
+    groups: dict[str, dict[str, dict[str, list[int]]]],
+    baseline: str | None,
+    samples: int,
+    seed: int,
+) -> dict[str, Any]:
+    from poseadapt.evaluate.pck import compute_pck_metric
+    from poseadapt.evaluate.score import keypoint_data, per_keypoint_ap
+
+    rows = []
+    for ts in test_sets.values():
+        image_draws = bs.draws(ts.gt.images.keys(), samples, seed)
+        indexed = {m.name: bs.to_index_dicts(cells[(m.name, ts.name)].view.gt, cells[(m.name, ts.name)].preds)
+                   for m in models}  # fmt: skip
+        boot = bs.bootstrap_stats(indexed, image_draws)
+        for m in models:
+            cell = cells[(m.name, ts.name)]
+            gt = cell.view.gt
+            shared = set(cell.view.shared)
+            pck = compute_pck_metric(keypoint_data(gt, cell.preds), gt.schema, "pck", alpha=PCK_ALPHA, normalize="bbox")
+            per_kp = {k: v for i, (k, v) in enumerate(per_keypoint_ap(gt, cell.preds).items()) if i in shared}
+            row: dict[str, Any] = {
+                "model": m.name,
+                "test": ts.name,
+                "kind": m.kind,
+                **{k: float(v) for k, v in cell.stats.items()},
+                "AP_ci": bs.percentile_interval(cell.stats["AP"], boot[m.name]["AP"]).to_list(),
+                "AR_ci": bs.percentile_interval(cell.stats["AR"], boot[m.name]["AR"]).to_list(),
+                "PCK": float(pck.value),
+                "instances": len(cell.preds),
+                "images": len(ts.gt.images),
+                "scored_keypoints": len(shared),
+                "per_keypoint": per_kp,
+                "forgetting": None,
+                "subgroups": [],
+                "worst_subgroup": None,
+            }
+            if baseline is not None and m.name != baseline:
+                base = cells[(baseline, ts.name)]
+                delta = boot[m.name]["AP"] - boot[baseline]["AP"]
+                iv = bs.percentile_interval(cell.stats["AP"] - base.stats["AP"], delta)
+                row["forgetting"] = {"baseline": baseline, "delta_AP": iv.value, "ci": iv.to_list(),
+                                     "excludes_zero": iv.excludes_zero}  # fmt: skip
+            for key, values in groups[ts.name].items():
+                for value, ids in sorted(values.items()):
+                    ap = indexed[m.name].stats(ids)["AP"]
+                    row["subgroups"].append({"key": key, "value": value, "images": len(ids), "AP": float(ap)})
+            scored = [g for g in row["subgroups"] if g["AP"] >= 0]
+            if scored:
+                worst = min(scored, key=lambda g: g["AP"])
+                row["worst_subgroup"] = {"key": worst["key"], "value": worst["value"], "AP": worst["AP"]}
+            rows.append(row)
+    return {
+        "models": [
+            {"name": m.name, "kind": m.kind, "source": m.checkpoint or {k: str(v) for k, v in m.results.items()}}
+            for m in models
+        ],  # fmt: skip
+        "tests": [
+            {
+                "name": t.name,
+                "annotations": str(t.gt.path),
+                "images": len(t.gt.images),
+                "people": int((~np.asarray(t.gt.iscrowd, bool)).sum()),
+                "schema": t.gt.schema.name,
+            }
+            for t in test_sets.values()
+        ],  # fmt: skip
+        "baseline": baseline,
+        "bootstrap": {"samples": int(samples), "seed": int(seed), "level": bs.LEVEL, "unit": "image"},
+        "pck_alpha": PCK_ALPHA,
+        "results": rows,
+    }
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- the report
+def report_files(
+    summary: dict[str, Any], cells: dict[tuple[str, str], Cell], test_sets: dict[str, TestSet], overlays: int = 4
+) -> dict[str, bytes]:
+    """Every output file of a compare run by name: plots, overlay grids, report.md, report.html, summary.json."""
+    from poseadapt.evaluate import report_compare as rc
+    from poseadapt.evaluate.topdown import read_image
+
+    plots: dict[str, bytes] = {"ap.png": rc.plot_ap(summary)}
+    models = [m["name"] for m in summary["models"]]
+    for name, ts in test_sets.items():
+        plots[f"keypoints_{_slug(name)}.png"] = rc.plot_per_keypoint(summary, name)
+        groups = rc.plot_subgroups(summary, name)
+        if groups is not None:
+            plots[f"subgroups_{_slug(name)}.png"] = groups
+        ids = sorted(ts.gt.images)[:overlays]
+        images = [read_image(ts.gt.image_path(i, ts.images)) for i in ids]
+        preds = {m: cells[(m, name)].preds for m in models}
+        rows = {m: [p.keypoints[p.image_ids == i] for i in ids] for m, p in preds.items()}
+        plots[f"overlays_{_slug(name)}.png"] = rc.overlay_grid(images, rows, ts.gt.schema)
+    files = dict(plots)
+    files["report.md"] = rc.render_markdown(summary, plots).encode()
+    files["report.html"] = rc.render_html(summary, plots).encode()
+    files["summary.json"] = summary_json(summary).encode()
+    return files
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def write_report(out: str | Path, files: dict[str, bytes]) -> Path:
+    """All files or none: built in a temporary sibling folder, then moved into `out`."""
+    from poseadapt.cli.io import atomic_folder
+
+    with atomic_folder(out) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+    return Path(out)
+
+
+def compare_report(
+    models: Sequence[ModelSpec | str],
+    tests: Sequence[TestSpec | str],
+    out: str | Path,
+    **options: Any,
+) -> dict[str, Any]:
+    """The whole `poseadapt compare`: score, render and write `out/` (report.html, report.md, plots, summary.json).
+
+    `models` / `tests` are specs or the CLI's NAME=... strings; `options` go to `compare()`. Returns the summary.
+    """
+    model_specs = [parse_model(m) if isinstance(m, str) else m for m in models]
+    test_specs = [parse_test(t) if isinstance(t, str) else t for t in tests]
+    summary, cells, test_sets = compare(model_specs, test_specs, **options)
+    write_report(out, report_files(summary, cells, test_sets))
+    return summary
