@@ -37,7 +37,7 @@ def compare(
         list[str] | None,
         typer.Option("--group-by", metavar="KEY", help="Image field to report subgroups by (repeatable)."),
     ] = None,
-    samples: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the images.")] = 200,
+    samples: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the images.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test for checkpoints.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,

@@ -63,3 +63,21 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
                 os.replace(item, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def progress_callback(total: int, description: str) -> Any:
+    """A callback (done, total) drawing a transient rich progress bar on a terminal; None elsewhere or when short."""
+    if not sys.stderr.isatty() or total < 3:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    task = bar.add_task(description, total=total)
+    bar.start()
+
+    def update(done: int, _total: int) -> None:
+        bar.update(task, completed=done)
+        if done >= _total:
+            bar.stop()
+
+    return update

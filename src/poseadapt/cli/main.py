@@ -210,9 +210,9 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton."""
-    from poseadapt.cli import models_cmd
+    from poseadapt.cli import inference_cmd
 
-    models_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out)
+    inference_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out)
 
 
 @app.command("eval")
@@ -229,9 +229,9 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
-    from poseadapt.cli import models_cmd
+    from poseadapt.cli import inference_cmd
 
-    models_cmd.eval_cmd(checkpoint, ann, images, boxes, head, flip, out, json_out)
+    inference_cmd.eval_cmd(checkpoint, ann, images, boxes, head, flip, out, json_out)
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -18,7 +18,7 @@ import numpy as np
 
 from poseadapt.evaluate.oks import coco_keypoint_stats
 
-DEFAULT_SAMPLES = 200
+DEFAULT_SAMPLES = 1000
 DEFAULT_SEED = 0
 LEVEL = 0.95
 

@@ -1,0 +1,170 @@
+"""`poseadapt predict` and `poseadapt eval`: the command-line side of `poseadapt.evaluate.topdown`.
+
+torch is imported inside the functions, so loading this module (and `poseadapt --help`) stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from poseadapt.errors import PoseAdaptError
+
+
+def _collect_images(inputs: list[Path]) -> list[Path]:
+    from poseadapt.evaluate.topdown import IMAGE_SUFFIXES
+
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise PoseAdaptError(f"no such image or folder: {item}")
+    if not found:
+        raise PoseAdaptError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}")
+    return found
+
+
+def _read_json(path: Path, what: str) -> Any:
+    from poseadapt.errors import DataError
+
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_boxes_by_file(path: Path) -> dict[str, list[list[float]]]:
+    """Boxes for `predict`: {file_name: [[x, y, w, h(, score)], ...]} or [{"file_name", "bbox", "score"?}, ...]."""
+    from poseadapt.errors import DataError
+    from poseadapt.evaluate.topdown import check_box
+
+    data = _read_json(path, "boxes file")
+    out: dict[str, list[list[float]]] = {}
+    if isinstance(data, dict):
+        for name, boxes in data.items():
+            rows = boxes if isinstance(boxes, list) and boxes and isinstance(boxes[0], list) else [boxes]
+            out[Path(name).name] = [check_box(b, f"{path} [{name}]") for b in rows]
+        return out
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a mapping file_name -> boxes or a list of {{file_name, bbox, score}}")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or "file_name" not in item or "bbox" not in item:
+            raise DataError(f"{path}: entry {i} needs 'file_name' and 'bbox'")
+        row = check_box(list(item["bbox"]) + [item.get("score", 1.0)], f"{path} entry {i}")
+        out.setdefault(Path(item["file_name"]).name, []).append(row)
+    return out
+
+
+def predict_cmd(
+    checkpoint: Path, inputs: list[Path], boxes: Path | None, out: Path, head: str | None, flip: bool, json_out: bool
+) -> None:
+    import cv2
+    import numpy as np
+
+    from poseadapt.cli.io import atomic_folder, print_json, progress_callback, write_json
+    from poseadapt.evaluate.topdown import (
+        OKS_NMS_THRESHOLD,
+        People,
+        coco_results,
+        oks_nms,
+        predict_people,
+        read_image,
+        select,
+    )
+    from poseadapt.interop.checkpoint import load_checkpoint
+    from poseadapt.models.inference import draw_pose
+
+    images = _collect_images(inputs)
+    box_map = read_boxes_by_file(boxes) if boxes else None
+    model = load_checkpoint(checkpoint)
+    schema = model.schemas[model.head_index(head) if head else 0]
+    ids, rows, names = [], [], {}
+    for image_id, path in enumerate(images, start=1):
+        names[image_id] = path.name
+        if box_map is not None:
+            found = box_map.get(path.name, [])
+        else:  # the whole image is the box
+            h, w = read_image(path).shape[:2]
+            found = [[0.0, 0.0, float(w), float(h), 1.0]]
+        ids += [image_id] * len(found)
+        rows += found
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    people = People(np.asarray(ids, dtype=np.int64), table[:, :4], table[:, 4], detected=box_map is not None)
+    paths = dict(enumerate(images, start=1))
+    progress = progress_callback(len(images), "predicting")
+    preds = predict_people(
+        model, people, lambda i: read_image(paths[i]), head=head, flip_test=flip, nms_threshold=None, progress=progress
+    )
+    keep = np.arange(len(preds))
+    if people.detected and len(preds):
+        keep = oks_nms(preds, people.boxes[:, 2] * people.boxes[:, 3], schema.sigmas, OKS_NMS_THRESHOLD)
+        preds = select(preds, keep)
+    results = coco_results(preds, names)
+    for row, box in zip(results, people.boxes[keep], strict=True):
+        row["bbox"] = [round(float(v), 2) for v in box]
+    with atomic_folder(out) as tmp:
+        for image_id, path in paths.items():
+            image = read_image(path)
+            mine = preds.keypoints[preds.image_ids == image_id]
+            overlay = cv2.cvtColor(draw_pose(image, mine, schema), cv2.COLOR_RGB2BGR)
+            ok, png = cv2.imencode(".png", overlay)
+            if not ok:
+                raise PoseAdaptError(f"cannot encode the overlay of {path}")
+            (tmp / "overlays").mkdir(exist_ok=True)
+            (tmp / "overlays" / f"{path.stem}.png").write_bytes(png.tobytes())
+        write_json(tmp / "results.json", results)
+    summary = {"images": len(images), "instances": len(results), "results": str(out / "results.json"),
+               "overlays": str(out / "overlays"), "schema": schema.name}  # fmt: skip
+    if json_out:
+        print_json(summary)
+    else:
+        sys.stdout.write(
+            f"{summary['instances']} poses in {summary['images']} images -> {summary['results']} "
+            f"(overlays in {summary['overlays']})\n"
+        )
+
+
+def eval_cmd(
+    checkpoint: Path,
+    ann: Path,
+    images_dir: Path,
+    boxes: Path | None,
+    head: str | None,
+    flip: bool,
+    out: Path | None,
+    json_out: bool,
+) -> None:
+    from poseadapt.cli.io import print_json, progress_callback, write_json
+    from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    if not images_dir.is_dir():
+        raise PoseAdaptError(f"--images must be a folder, got {images_dir}")
+    model = load_checkpoint(checkpoint)
+    gt = load_ground_truth(ann, model.schemas[model.head_index(head) if head else 0])
+    detections = detection_people(boxes, gt.images) if boxes is not None else None
+    result = evaluate_model(
+        model, gt, images_dir, detections=detections, head=head, flip_test=flip,
+        progress=progress_callback(len(gt.images), "evaluating"),
+    )  # fmt: skip
+    summary = result.to_dict()
+    if out is not None:
+        write_json(out, result.results())
+        summary["results"] = str(out)
+    if json_out:
+        print_json(summary)
+        return
+    lines = [f"{k:>6}: {v:.4f}" for k, v in result.stats.items()]
+    sys.stdout.write(
+        f"OKS keypoint AP of {checkpoint.name} on {ann.name} ({summary['instances']} instances, "
+        f"{summary['boxes']} boxes, schema {summary['schema']}, {summary['scored_keypoints']} keypoints scored)\n"
+        + "\n".join(lines)
+        + "\n"
+    )
