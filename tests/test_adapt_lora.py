@@ -8,12 +8,27 @@ import copy
 import pytest
 import torch
 
-from poseadapt.adapt.finetune import FinetuneConfig, Finetuner, count_parameters, merge_for_export, prepare_model
+from poseadapt.adapt.lora import merge_for_export
+from poseadapt.adapt.methods import build_methods
+from poseadapt.adapt.params import apply_trainable, backbone_depth, count_parameters
 from poseadapt.errors import PoseAdaptError
 from poseadapt.interop.checkpoint import load_checkpoint, save_checkpoint
 from poseadapt.models import PoseModel, create_model, vit
 
 TARGETS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
+
+
+def lora(**options):
+    (method,) = build_methods([{"lora": options}])
+    return method
+
+
+def prepare_model(model: torch.nn.Module, method) -> torch.nn.Module:
+    """What the engine does before training: prepare (inject adapters), then apply the method's parameter choice."""
+    model = method.prepare(model, None)
+    depth = backbone_depth(model)
+    apply_trainable(model, lambda name: method.trainable(name, 0, depth))
+    return model
 
 
 def expected_lora_trainable(model: PoseModel, r: int) -> int:
@@ -42,7 +57,7 @@ def base_model():
 def test_lora_trains_under_5_percent_of_tiny_vit(base_model):
     model = copy.deepcopy(base_model)
     total_before = sum(p.numel() for p in model.parameters())
-    prepare_model(model, FinetuneConfig(strategy="lora"))
+    model = prepare_model(model, lora())
     trainable, total = count_parameters(model)
     assert trainable == expected_lora_trainable(base_model, 8)
     assert total == total_before + trainable - sum(
@@ -59,7 +74,7 @@ def test_lora_trains_under_5_percent_of_vit_base(monkeypatch):
     monkeypatch.setattr(vit.VisionTransformer, "reset_parameters", lambda self: None)
     model = create_model("vit_base", "coco17")
     expected = expected_lora_trainable(model, 8)
-    prepare_model(model, FinetuneConfig(strategy="lora"))
+    model = prepare_model(model, lora())
     trainable, total = count_parameters(model)
     assert trainable == expected
     assert total > 85_000_000
@@ -67,9 +82,8 @@ def test_lora_trains_under_5_percent_of_vit_base(monkeypatch):
 
 
 def test_lora_targets_must_match_something(base_model):
-    cfg = FinetuneConfig.from_section({"strategy": "lora", "lora": {"targets": ["attn.qkvv"]}})
     with pytest.raises(PoseAdaptError, match="match no linear layer"):
-        prepare_model(copy.deepcopy(base_model), cfg)
+        prepare_model(copy.deepcopy(base_model), lora(targets=["attn.qkvv"]))
 
 
 def test_lora_training_changes_output_and_merge_matches_unmerged(tmp_path):
@@ -83,16 +97,18 @@ def test_lora_training_changes_output_and_merge_matches_unmerged(tmp_path):
         before = base_model(x)
     assert before.abs().max() > 0.5
 
-    ft = Finetuner(FinetuneConfig.from_section({"strategy": "lora", "lora": {"r": 4, "head": "none"}}))
-    model = ft.prepare(copy.deepcopy(base_model))
+    method = lora(r=4, head="none")
+    model = prepare_model(copy.deepcopy(base_model), method)
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), before)  # B starts at zero: the adapted model starts as the plain one
-    groups = ft.parameter_groups(model, 5e-3, 0.0)
-    optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups])
+    depth = backbone_depth(model)
+    held = [p for n, p in model.named_parameters() if method.ever_trains(n, depth)]
+    assert held and all(p.requires_grad for p in held)  # adapters only (head: none)
+    optimizer = torch.optim.AdamW(held, lr=5e-3, weight_decay=0.0)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     model.train()
-    ft.on_epoch_start(model, 0)
+    method.on_epoch_start(model, 0)
     target = torch.rand_like(before)
     for _ in range(4):
         loss = (model(x) - target).pow(2).mean()
@@ -105,7 +121,7 @@ def test_lora_training_changes_output_and_merge_matches_unmerged(tmp_path):
         adapted = model(x)
     assert (adapted - before).abs().max() > 0.05
 
-    plain = ft.export(model)
+    plain = method.export(model)
     assert type(plain) is PoseModel
     assert not [n for n, m in plain.named_modules() if type(m).__module__.startswith("peft")]
     assert list(plain.state_dict()) == list(base_model.state_dict())  # plain keys, same order
@@ -154,13 +170,14 @@ def test_lora_through_the_trainer_exports_a_plain_checkpoint(tmp_path):
         "train.progress=false",
         "train.tensorboard=false",
         "train.device=cpu",
-        "finetune.strategy=lora",
-        "finetune.lora.r=4",
+        "adapt=[{lora: {r: 4}}]",
     ]
     result = run_recipe(load_recipe("synth-adult-tiny", sets), tmp_path / "run")
     assert result.status == "completed" and result.iteration == 2
     state = load_train_state(tmp_path / "run" / "last.pt")
-    assert state["hooks"]["finetune"] == {"strategy": "lora", "stage": "lora"}
+    assert state["methods"] == {"adapt.0.lora": {}}
     assert any(".lora_A." in k for k in state["model"])  # the training state keeps the adapters (for --resume)
     exported = load_checkpoint(result.final_checkpoint)  # the exported weights are a plain model
     assert type(exported) is PoseModel and not any("lora" in k for k in exported.state_dict())
+    assert exported.provenance["adapt"] == [{"lora": {"r": 4, "alpha": 16.0, "dropout": 0.0, "targets": list(TARGETS),
+                                                      "head": "final"}}]  # fmt: skip
