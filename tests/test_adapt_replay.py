@@ -1,5 +1,6 @@
-"""Rehearsal: source labels carried into the target schema, teacher pseudo-labels for what they lack, and a
-schema-changing fine-tune (coco17 -> infant21) that trains and evaluates."""
+"""Replay helpers (`poseadapt.adapt.replay`): source labels carried into the target schema, teacher pseudo-labels
+for what they lack (none where the teacher's decoded peak leaves the crop), and a schema-changing fine-tune
+(coco17 -> infant21, head_then_full + rehearsal) that trains and evaluates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from poseadapt.adapt.finetune import FinetuneConfig, Finetuner, RehearsalTargets, SourceAsTarget
+from poseadapt.adapt.methods import build_methods
+from poseadapt.adapt.params import apply_trainable, backbone_depth
+from poseadapt.adapt.replay import RehearsalTargets, SourceAsTarget
 from poseadapt.data.coco import coco_keypoints_from_dict
 from poseadapt.data.dataset import TopDownDataset
 from poseadapt.data.topdown import invert_affine, warp_points
@@ -73,16 +76,16 @@ def test_source_samples_carry_their_labels_into_the_target_schema(adults, codec)
         # the wrapped item re-encodes from the float32 keypoints the item carries: equal up to that rounding
         np.testing.assert_allclose(dst["target"][shared], src["target"], rtol=0, atol=1e-5)
         np.testing.assert_array_equal(dst["target_weight"][shared], src["target_weight"])
-        np.testing.assert_array_equal(dst["pseudo_mask"][shared], (kp_s[:, 2] <= 0).astype(np.float32))
+        np.testing.assert_array_equal(dst["extra"]["pseudo_mask"][shared], (kp_s[:, 2] <= 0).astype(np.float32))
         some_unlabelled |= bool((kp_s[:, 2] <= 0).any())
         # head top and big toes: no adult label, left to the teacher
-        assert dst["pseudo_mask"][[head_top, *toes]].tolist() == [1.0, 1.0, 1.0]
+        assert dst["extra"]["pseudo_mask"][[head_top, *toes]].tolist() == [1.0, 1.0, 1.0]
         assert dst["target_weight"][[head_top, *toes]].tolist() == [0.0, 0.0, 0.0]
         # neck: the shoulder midpoint, a label (SchemaMap's approximate rule)
         ls, rs = coco.index("left_shoulder"), coco.index("right_shoulder")
         if kp_s[ls, 2] > 0 and kp_s[rs, 2] > 0:
             np.testing.assert_allclose(kp_d[neck, :2], (kp_s[ls, :2] + kp_s[rs, :2]) / 2, atol=1e-4)
-            assert dst["pseudo_mask"][neck] == 0
+            assert dst["extra"]["pseudo_mask"][neck] == 0
         assert dst["target"].shape == (21, 32, 24)
     assert some_unlabelled
 
@@ -98,7 +101,8 @@ def test_pseudo_labels_sit_at_the_teachers_peaks(adults, codec):
     with torch.no_grad():
         heatmaps = reference(reference.normalize(batch["image"].permute(0, 3, 1, 2).float())).numpy()
     peaks, scores = codec.decode(heatmaps)
-    _, encodable = codec.encode(peaks, np.ones(scores.shape))  # DARK can push a border peak out of the crop
+    iw, ih = codec.input_size  # a decoded peak outside the crop (refinement can push a border one out): no label
+    inside = (peaks[..., 0] >= 0) & (peaks[..., 0] <= iw - 1) & (peaks[..., 1] >= 0) & (peaks[..., 1] <= ih - 1)
     halpe, infant = get_schema("halpe26"), get_schema("infant21")
     teacher_of = {infant.index(n): halpe.index(n) for n in infant.keypoints}  # halpe26 has all 21 names
     masked = [(b, k) for b, k in zip(*np.nonzero(batch["pseudo_mask"].numpy()), strict=True)]
@@ -112,7 +116,7 @@ def test_pseudo_labels_sit_at_the_teachers_peaks(adults, codec):
     filled = kept_out = interior = 0
     for b, k in masked:
         s = scores[b, teacher_of[k]]
-        if s >= threshold and encodable[b, teacher_of[k]] > 0:
+        if s >= threshold and inside[b, teacher_of[k]]:
             filled += 1
             assert batch["target_weight"][b, k] == pytest.approx(min(s, 1.0), abs=1e-6)
             peak = peaks[b, teacher_of[k]]
@@ -165,25 +169,22 @@ def test_schema_changing_finetune_coco17_to_infant21_trains_and_evaluates(codec)
     student, report = swap_head(source, "infant21")
     assert len(report.carried) == 17 and set(report.fresh) == {"head_top", "neck", "left_big_toe", "right_big_toe"}
 
-    cfg = FinetuneConfig.from_section(
-        {
-            "strategy": "head_then_full",
-            "head_epochs": 1,
-            "rehearsal": {"source": {"synth": {"population": "adult"}}, "ratio": 0.25, "score_threshold": 0.05},
-        }
+    stages, rehearsal = build_methods(
+        [
+            {"head_then_full": {"head_epochs": 1}},
+            {"rehearsal": {"source": {"synth": {"population": "adult"}}, "ratio": 0.25, "score_threshold": 0.05}},
+        ]
     )
-    ft = Finetuner(cfg)
-    student = ft.prepare(student)
-    ft.attach_rehearsal(source, "infant21", student.codec)
-    optimizer = torch.optim.AdamW(
-        [{k: v for k, v in g.items() if k != "names"} for g in ft.parameter_groups(student, 2e-3, 1e-4)]
-    )
+    depth = backbone_depth(student)
+    labeller = RehearsalTargets(source, "infant21", student.codec, score_threshold=rehearsal.options.score_threshold)
+    held = [p for n, p in student.named_parameters() if stages.ever_trains(n, depth)]
+    optimizer = torch.optim.AdamW(held, lr=2e-3, weight_decay=1e-4)
 
     infants = synth_set("infant", "infant21", 12, 2, codec, train=True)
     adults = SourceAsTarget(synth_set("adult", "coco17", 8, 3, codec, train=True, unlabel=True), "infant21", codec)
     data = MixedDataset([infants, adults], head_index=[0, 0])
-    r = cfg.rehearsal
-    sampler = MixedSampler(data.sizes, r.ratios, r.samples_per_epoch(len(infants)), seed=0)
+    ratio = rehearsal.options.ratio  # the target set keeps its whole epoch: 12 / 0.75 = 16 samples
+    sampler = MixedSampler(data.sizes, [1 - ratio, ratio], round(len(infants) / (1 - ratio)), seed=0)
     assert sampler.counts == [12, 4]
     loader = torch.utils.data.DataLoader(data, batch_size=8, sampler=sampler, collate_fn=collate, drop_last=True)
 
@@ -196,11 +197,11 @@ def test_schema_changing_finetune_coco17_to_infant21_trains_and_evaluates(codec)
     pseudo, source_rows, switches = 0.0, 0, []
     for epoch in range(4):
         student.train()
-        switches.append(ft.on_epoch_start(student, epoch))
+        apply_trainable(student, lambda name, e=epoch: stages.trainable(name, e, depth))
+        switches.append(bool(stages.on_epoch_start(student, epoch)))
         sampler.set_epoch(epoch)
         for batch in loader:
-            ft.before_step(batch)
-            pseudo += ft.last_rehearsal_stats.get("pseudo_labels", 0.0)
+            pseudo += labeller(batch).get("pseudo_labels", 0.0)
             source_rows += int((batch["pseudo_mask"].sum(dim=1) > 0).sum())
             out = student(model_input(batch["image"], student), batch["dataset_index"])
             loss = keypoint_mse(out, batch["target"], batch["target_weight"])
@@ -216,9 +217,47 @@ def test_schema_changing_finetune_coco17_to_infant21_trains_and_evaluates(codec)
         )
     assert loss_after < 0.7 * loss_before
 
-    exported = ft.export(student)
+    exported = rehearsal.export(stages.export(student))
     eval_set = synth_set("infant", "infant21", 12, 2, codec, train=False)
     _, coco_gt = render_dataset("infant", n=12, size=128, schema="infant21", seed=2)
     stats = evaluate_ap(exported, eval_set, coco_gt)
     assert set(stats) >= {"AP", "AP50", "AR"}
     assert 0.0 <= stats["AP"] <= 1.0 and 0.0 <= stats["AR"] <= 1.0
+
+
+def test_a_teacher_peak_outside_the_crop_gives_no_pseudo_label(monkeypatch) -> None:
+    """The filter decodes the teacher's peak: a Gaussian centred left of the crop still overlaps the heatmap (the old
+    window test let it through) but decodes to x < 0, so that keypoint gets weight 0; the one inside gets its score."""
+    student = create_model("vit_tiny", "infant21", "simple", img_size=(64, 48))
+    teacher = create_model("vit_tiny", "coco17", "simple", img_size=(64, 48))
+    codec = student.codec
+    coco, infant = get_schema("coco17"), get_schema("infant21")
+    nose, wrist = "nose", "left_wrist"
+    outside_xy, inside_xy = (-6.0, 30.0), (20.0, 30.0)  # crop pixels: 6 px left of a 48 px wide crop, and inside
+    pair, visible = codec.encode(np.asarray([outside_xy, inside_xy], np.float32), np.ones(2, np.float32))
+    assert visible.tolist() == [1.0, 1.0]  # the Gaussian window of the outside point overlaps the map
+    heatmaps = torch.zeros(1, len(coco), *pair.shape[1:])  # the teacher's output: both maxima at 0.6
+    heatmaps[0, coco.index(nose)] = torch.from_numpy(pair[0] * (0.6 / pair[0].max()))
+    heatmaps[0, coco.index(wrist)] = torch.from_numpy(pair[1] * (0.6 / pair[1].max()))
+    peaks, scores = codec.decode(heatmaps[:, [coco.index(nose), coco.index(wrist)]].numpy())
+    assert peaks[0, 0, 0] < 0 <= peaks[0, 1, 0] <= codec.input_size[0] - 1  # outside, inside
+    assert scores[0].tolist() == pytest.approx([0.6, 0.6], abs=1e-4)  # both confident
+
+    labeller = RehearsalTargets(teacher, "infant21", codec, score_threshold=0.3)
+    monkeypatch.setattr(labeller, "teacher_heatmaps", lambda images: heatmaps[: images.shape[0]])
+    k = len(infant)
+    batch = {
+        "image": torch.zeros(1, 64, 48, 3, dtype=torch.uint8),
+        "target": torch.zeros(1, k, *pair.shape[1:]),
+        "target_weight": torch.zeros(1, k),
+        "pseudo_mask": torch.zeros(1, k),
+    }
+    batch["pseudo_mask"][0, [infant.index(nose), infant.index(wrist)]] = 1.0
+    stats = labeller(batch)
+    assert stats["pseudo_labels"] == 1.0
+    assert batch["target_weight"][0, infant.index(nose)] == 0.0  # peak outside the crop: no pseudo-label
+    assert not batch["target"][0, infant.index(nose)].any()
+    assert batch["target_weight"][0, infant.index(wrist)] == pytest.approx(0.6, abs=1e-4)  # inside: its confidence
+    expected, _ = codec.encode(peaks[0, 1][None], np.ones(1))
+    np.testing.assert_allclose(batch["target"][0, infant.index(wrist)].numpy(), expected[0], atol=1e-6)
+    assert (batch["target_weight"][0, [i for i in range(k) if infant.keypoints[i] not in (nose, wrist)]] == 0).all()
