@@ -20,6 +20,7 @@ from poseadapt.errors import PoseAdaptError
 from poseadapt.models.pose_model import PoseModel, PoseModelConfig
 from poseadapt.schemas import KeypointSchema
 
+BUILTIN_PREFIX = "builtin:"
 FORMAT = "poseadapt-checkpoint"
 FORMAT_VERSION = 1
 HEADER_KEY = "poseadapt"
@@ -53,11 +54,49 @@ def save_checkpoint(model: PoseModel, path: str | Path, provenance: dict[str, An
     return path
 
 
+def builtin_models() -> list[str]:
+    """Names of the checkpoints shipped inside the package (`builtin:NAME`)."""
+    from importlib import resources
+
+    folder = resources.files("poseadapt") / "weights"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".safetensors") for p in folder.iterdir() if p.name.endswith(".safetensors"))
+
+
+def is_builtin(path: str | Path) -> bool:
+    return str(path).startswith(BUILTIN_PREFIX)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint path, with `builtin:NAME` resolved to the file shipped in the package (one line if unknown)."""
+    if not is_builtin(path):
+        return Path(path)
+    from importlib import resources
+
+    name = str(path)[len(BUILTIN_PREFIX) :]
+    if name not in builtin_models():
+        known = ", ".join(f"builtin:{n}" for n in builtin_models()) or "none shipped"
+        raise PoseAdaptError(f"unknown built-in model '{path}' (known: {known})")
+    return Path(str(resources.files("poseadapt") / "weights" / f"{name}.safetensors"))
+
+
+def save_half(model: PoseModel, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """`save_checkpoint` with floating-point tensors stored as fp16 (half the bytes; loading casts back)."""
+    import copy
+
+    half = copy.deepcopy(model)
+    for t in [*half.parameters(), *half.buffers()]:
+        if t.is_floating_point():
+            t.data = t.data.half()
+    return save_checkpoint(half, path, provenance)
+
+
 def read_header(path: str | Path) -> dict[str, Any]:
     """The JSON header of a poseadapt checkpoint (cheap: reads no tensors)."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise PoseAdaptError(f"checkpoint not found: {path}")
     try:
@@ -82,6 +121,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Rebuild the PoseModel stored at `path`, in eval mode."""
     from safetensors.torch import load_file
 
+    path = resolve_checkpoint(path)
     header = read_header(path)
     config = PoseModelConfig.from_dict(header["config"])
     schemas = [KeypointSchema.from_dict(s, source=str(path)) for s in header["schemas"]]
@@ -99,7 +139,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
         )
     model.provenance = header.get("provenance", {})
-    return model.to(map_location).eval()
+    return model.float().to(map_location).eval()
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> PoseModel:

@@ -26,7 +26,15 @@ from poseadapt.train.sampler import MixedDataset, mix_counts
 
 def check_files(recipe: Recipe) -> None:
     """Every path the recipe names exists (one line naming the recipe key otherwise)."""
-    if recipe.model.checkpoint is not None and not recipe.model.checkpoint.is_file():
+    from poseadapt.interop.checkpoint import is_builtin, resolve_checkpoint
+
+    ckpt = recipe.model.checkpoint
+    if ckpt is not None and is_builtin(ckpt):
+        try:
+            resolve_checkpoint(ckpt)
+        except PoseAdaptError as exc:
+            raise PoseAdaptError(f"recipe key 'model.checkpoint': {exc}") from None
+    elif ckpt is not None and not ckpt.is_file():
         raise PoseAdaptError(f"recipe key 'model.checkpoint': file not found: {recipe.model.checkpoint}")
     sources = [(f"data.train.{i}", s) for i, s in enumerate(recipe.data.train)]
     if recipe.data.val is not None:
