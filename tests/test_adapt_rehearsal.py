@@ -1,6 +1,6 @@
-"""Rehearsal through the training engine (`finetune.rehearsal` in a recipe): coco17-labelled synthetic adults
-replayed into an infant21 fine-tune, with the frozen halpe26 source model pseudo-labelling the infant21 points
-the adult labels lack (head top, big toes).
+"""The `rehearsal` method through the training engine (`adapt: [{rehearsal: ...}]` in a recipe): coco17-labelled
+synthetic adults replayed into an infant21 fine-tune, with the frozen halpe26 source model pseudo-labelling the
+infant21 points the adult labels lack (head top, big toes).
 
 Checked against independent computations: which rows are adults comes from the sampler's index list, the
 unlabelled items come straight from the dataset, and the expected pseudo-labels from the source checkpoint loaded
@@ -19,8 +19,7 @@ import pytest
 import torch
 import yaml
 
-from poseadapt.adapt.finetune import SourceAsTarget
-from poseadapt.adapt.finetune.rehearsal import teacher_fingerprint
+from poseadapt.adapt.replay import SourceAsTarget, teacher_fingerprint
 from poseadapt.cli.main import main
 from poseadapt.errors import PoseAdaptError
 from poseadapt.interop.checkpoint import load_checkpoint, save_checkpoint
@@ -77,16 +76,22 @@ def recipe(ckpt: Path, epochs: int = 3, **rehearsal: object) -> dict:
             "val_interval": 0,
             "log_interval": 1,
         },
-        "finetune": {
-            "strategy": "full",
-            "rehearsal": {
-                "source": {"synth": {"population": "adult", "n": 16, "size": 96, "seed": 5}, "schema": "coco17"},
-                "ratio": 0.3,
-                "score_threshold": THRESHOLD,
-                **rehearsal,
+        "adapt": [
+            {"full": {}},
+            {
+                "rehearsal": {
+                    "source": {"synth": {"population": "adult", "n": 16, "size": 96, "seed": 5}, "schema": "coco17"},
+                    "ratio": 0.3,
+                    "score_threshold": THRESHOLD,
+                    **rehearsal,
+                }
             },
-        },
+        ],
     }
+
+
+def rehearsal_options(r: dict) -> dict:
+    return r["adapt"][1]["rehearsal"]
 
 
 class RecordLoss(Hook):
@@ -98,8 +103,9 @@ class RecordLoss(Hook):
 
 
 class RecordBatches(Hook):
-    """After the fine-tuning hook's before_step (hooks run in order): the batch as the model sees it, beside the
-    sampler's indices of its rows and the rows as the data set produced them (before pseudo-labelling)."""
+    """The batch as the model sees it, beside the sampler's indices of its rows and the rows as the data set produced
+    them (before pseudo-labelling). Hooks' before_step runs before the methods'; the rehearsal method fills the
+    batch's target tensors in place, so the references kept here hold the pseudo-labels once the step ran."""
 
     def __init__(self) -> None:
         self.steps: list[dict] = []
@@ -112,7 +118,8 @@ class RecordBatches(Hook):
             {
                 "domain": [d for d, _, _ in indices],
                 "raw": raw,
-                **{k: batch[k].clone() for k in ("image", "target", "target_weight")},
+                "image": batch["image"].clone(),
+                **{k: batch[k] for k in ("target", "target_weight")},  # filled in place by the method
                 "pseudo_mask": batch.get("pseudo_mask"),
             }
         )
@@ -140,9 +147,10 @@ def test_rehearsal_mixes_adults_and_pseudo_labels_only_what_coco17_lacks(tmp_pat
         with torch.no_grad():
             heatmaps = teacher(teacher.normalize(step["image"].permute(0, 3, 1, 2).float())).numpy()
         peaks, scores = codec.decode(heatmaps[:, [halpe.index(n) for n in GAPS]])
-        pseudo_targets, inside = codec.encode(peaks.reshape(-1, 2), np.ones(peaks.shape[0] * peaks.shape[1]))
+        pseudo_targets, _ = codec.encode(peaks.reshape(-1, 2), np.ones(peaks.shape[0] * peaks.shape[1]))
         pseudo_targets = pseudo_targets.reshape(*peaks.shape[:2], *pseudo_targets.shape[1:])
-        inside = inside.reshape(peaks.shape[:2])
+        # a decoded peak outside the crop gives no pseudo-label
+        inside = (peaks >= 0).all(axis=-1) & (peaks <= np.asarray(codec.input_size) - 1).all(axis=-1)
         for row, raw in enumerate(step["raw"]):
             weight, target = step["target_weight"][row].numpy(), step["target"][row].numpy()
             raw_weight = np.asarray(raw["target_weight"], np.float32)
@@ -169,21 +177,25 @@ def test_rehearsal_mixes_adults_and_pseudo_labels_only_what_coco17_lacks(tmp_pat
     assert filled > 0 and unlabelled_kept > 0
 
     # the teacher: frozen, in eval mode, the source checkpoint unchanged, apart from the trained model
-    ft = next(h for h in trainer.hooks if h.name == "finetune").finetuner
-    frozen = ft.rehearsal.teacher
+    method = trainer.methods[1]
+    assert method.name == "rehearsal" and method.key == "adapt.1.rehearsal"
+    frozen = method.labeller.teacher
     assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
-    assert teacher_fingerprint(frozen) == teacher_fingerprint(teacher) == ft.teacher_fingerprint
+    assert teacher_fingerprint(frozen) == teacher_fingerprint(teacher) == method.fingerprint
     assert all(m is not frozen for m in trainer.module.modules())
     state = load_train_state(tmp_path / "last.pt")
     assert set(state["model"]) == set(trainer.module.state_dict())
-    assert state["hooks"]["finetune"]["teacher"] == ft.teacher_fingerprint
+    assert state["methods"]["adapt.1.rehearsal"]["teacher"] == method.fingerprint
+    logged = (tmp_path / "adapt_log.csv").read_text().splitlines()[0]
+    assert "rehearsal/pseudo_labels" in logged and "rehearsal/pseudo_confidence" in logged
 
     losses = list(loss.losses.values())
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
     final = load_checkpoint(tmp_path / "final.safetensors")
     assert [s.name for s in final.schemas] == ["infant21"]
-    assert final.provenance["rehearsal"]["pseudo_labelled"] == list(GAPS)
-    assert final.provenance["rehearsal"]["source_schema"] == "coco17"
+    adapt = final.provenance["adapt"]
+    assert [next(iter(m)) for m in adapt] == ["full", "rehearsal"]
+    assert adapt[1]["rehearsal"]["source"]["schema"] == "coco17" and adapt[1]["rehearsal"]["ratio"] == 0.3
 
 
 def test_resume_rebuilds_the_teacher_and_reproduces_the_losses(tmp_path: Path, source_ckpt: Path) -> None:
@@ -191,7 +203,7 @@ def test_resume_rebuilds_the_teacher_and_reproduces_the_losses(tmp_path: Path, s
     shutil.copy(source_ckpt, ckpt)  # the default teacher: model.checkpoint as loaded, before head surgery
     files = write_dataset(tmp_path / "adults", "adult", n=16, size=96, seed=5, schemas=["coco17"])
     r = recipe(ckpt, epochs=2)  # adults from a COCO file this time; its categories name the schema
-    r["finetune"]["rehearsal"]["source"] = {"ann": str(files.annotations["coco17"]), "images": str(files.images)}
+    rehearsal_options(r)["source"] = {"ann": str(files.annotations["coco17"]), "images": str(files.images)}
     full = RecordLoss()
     build_trainer(recipe_from_dict(r), tmp_path / "full", hooks=(full,)).fit()
 
@@ -205,7 +217,7 @@ def test_resume_rebuilds_the_teacher_and_reproduces_the_losses(tmp_path: Path, s
 
     original = ckpt.read_bytes()
     save_checkpoint(confident_model("halpe26", seed=6), ckpt)  # another source model under the same name
-    with pytest.raises(PoseAdaptError, match="another rehearsal teacher"):
+    with pytest.raises(PoseAdaptError, match="the rehearsal teacher differs from the saved run's"):
         build_trainer(recipe_from_dict(r), tmp_path / "split", resume=True).fit(resume=True)
     ckpt.write_bytes(original)
 
@@ -216,8 +228,8 @@ def test_resume_rebuilds_the_teacher_and_reproduces_the_losses(tmp_path: Path, s
     assert sorted(resumed) == sorted(full.losses) == list(range(1, 17))
     for it, value in full.losses.items():
         assert resumed[it] == pytest.approx(value, abs=1e-6), it
-    rehearsed = load_checkpoint(tmp_path / "split" / "final.safetensors").provenance["rehearsal"]
-    assert rehearsed["source_schema"] == "coco17" and rehearsed["pseudo_labelled"] == list(GAPS)
+    adapt = load_checkpoint(tmp_path / "split" / "final.safetensors").provenance["adapt"]
+    assert adapt[1]["rehearsal"]["source"]["ann"] == str(files.annotations["coco17"])
 
 
 def test_source_schema_gaps_alone_are_left_to_the_teacher() -> None:
@@ -236,7 +248,7 @@ def test_source_schema_gaps_alone_are_left_to_the_teacher() -> None:
     for fill, masks in ((False, []), (True, [])):
         wrapped = SourceAsTarget(adults, "infant21", model.codec, fill_unlabelled=fill)
         for i in range(len(adults)):
-            masks.append(wrapped[i]["pseudo_mask"].tolist())
+            masks.append(wrapped[i]["extra"]["pseudo_mask"].tolist())
         if not fill:
             assert all(m == expected for m in masks)
         else:
@@ -254,46 +266,50 @@ def write(path: Path, data: dict) -> Path:
 
 BAD = {
     "source file missing": (
-        lambda r, d: r["finetune"]["rehearsal"].update(source={"ann": str(d / "nope.json")}),
-        "recipe key 'finetune.rehearsal.source.ann': file not found",
+        lambda r, d: rehearsal_options(r).update(source={"ann": str(d / "nope.json")}),
+        "recipe key 'adapt.1.rehearsal.source.ann': file not found",
     ),
-    "ratio 1": (lambda r, d: r["finetune"]["rehearsal"].update(ratio=1.0), "recipe key 'finetune.rehearsal.ratio'"),
-    "ratio 0": (lambda r, d: r["finetune"]["rehearsal"].update(ratio=0), "recipe key 'finetune.rehearsal.ratio'"),
+    "ratio 1": (lambda r, d: rehearsal_options(r).update(ratio=1.0), "recipe key 'adapt.1.rehearsal.ratio'"),
+    "ratio 0": (lambda r, d: rehearsal_options(r).update(ratio=0), "recipe key 'adapt.1.rehearsal.ratio'"),
     "ratio draws nothing": (
-        lambda r, d: (r["finetune"]["rehearsal"].update(ratio=0.1), r["data"]["train"]["synth"].update(n=2)),
-        "0.1 of 2 samples per epoch draws no source sample",
+        lambda r, d: (rehearsal_options(r).update(ratio=0.1), r["data"]["train"]["synth"].update(n=2)),
+        "the rehearsal stream's ratio 0.1 of 2 samples per epoch draws nothing",
     ),
     "no shared keypoint": (
-        lambda r, d: r["finetune"]["rehearsal"]["source"].update(schema=str(write(d / "m.yaml", MARKERS.to_dict()))),
+        lambda r, d: rehearsal_options(r)["source"].update(schema=str(write(d / "m.yaml", MARKERS.to_dict()))),
         "the source schema 'markers3' shares no keypoint with the target head's schema 'infant21'",
     ),
     "typo in synth": (
-        lambda r, d: r["finetune"]["rehearsal"]["source"].update(synth={"populaton": "adult"}),
-        "recipe key 'finetune.rehearsal.source.synth.populaton': unknown key",
+        lambda r, d: rehearsal_options(r)["source"].update(synth={"populaton": "adult"}),
+        "recipe key 'adapt.1.rehearsal.source.synth.populaton': unknown key",
     ),
     "images with synth": (
-        lambda r, d: r["finetune"]["rehearsal"].update(source={"synth": "adult", "images": str(d)}),
-        "recipe key 'finetune.rehearsal.source': 'images' goes with 'ann', not with 'synth'",
+        lambda r, d: rehearsal_options(r).update(source={"synth": "adult", "images": str(d)}),
+        "recipe key 'adapt.1.rehearsal.source': 'images' goes with 'ann', not with 'synth'",
     ),
     "teacher file missing": (
-        lambda r, d: r["finetune"]["rehearsal"].update(source_checkpoint=str(d / "nope.safetensors")),
-        "recipe key 'finetune.rehearsal.source_checkpoint': file not found",
+        lambda r, d: rehearsal_options(r).update(teacher=str(d / "nope.safetensors")),
+        "recipe key 'adapt.1.rehearsal.teacher': file not found",
     ),
     "teacher predicts nothing useful": (
-        lambda r, d: r["finetune"]["rehearsal"].update(
-            source_checkpoint=str(save_checkpoint(confident_model(MARKERS), d / "markers.safetensors"))
+        lambda r, d: rehearsal_options(r).update(
+            teacher=str(save_checkpoint(confident_model(MARKERS), d / "markers.safetensors"))
         ),
-        "the rehearsal teacher (markers3) predicts no infant21 keypoint",
+        "the teacher (markers3) predicts no infant21 keypoint",
     ),
     "no source model": (
         lambda r, d: r["model"].pop("checkpoint"),
-        "pseudo-labels need the source model",
+        "recipe key 'adapt.1.rehearsal.teacher': this method needs a source model",
     ),
     "teacher crop size": (
-        lambda r, d: r["finetune"]["rehearsal"].update(
-            source_checkpoint=str(save_checkpoint(confident_model("halpe26", (96, 128)), d / "big.safetensors"))
+        lambda r, d: rehearsal_options(r).update(
+            teacher=str(save_checkpoint(confident_model("halpe26", (96, 128)), d / "big.safetensors"))
         ),
-        "the rehearsal teacher takes 96x128 crops",
+        "recipe key 'adapt.1.rehearsal.teacher': the teacher takes 96x128 crops",
+    ),
+    "two parameter choices": (
+        lambda r, d: r["adapt"].insert(0, {"head_only": {}}),
+        "recipe key 'adapt.1.full': 'full' and 'head_only' both choose which parameters train; keep one",
     ),
 }
 
@@ -318,8 +334,8 @@ def test_cli_trains_the_builtin_rehearsal_recipe(tmp_path: Path, source_ckpt: Pa
         "data.train.synth.size=96",
         "data.val.synth.n=4",
         "data.val.synth.size=96",
-        "finetune.rehearsal.source.synth.n=4",
-        "finetune.rehearsal.source.synth.size=96",
+        "adapt.0.rehearsal.source.synth.n=4",
+        "adapt.0.rehearsal.source.synth.size=96",
         "schedule.epochs=1",
         "schedule.warmup_iters=1",
         "train.batch_size=4",
@@ -335,10 +351,12 @@ def test_cli_trains_the_builtin_rehearsal_recipe(tmp_path: Path, source_ckpt: Pa
     assert exc.value.code == 0, capsys.readouterr().err
     assert '"status": "completed"' in capsys.readouterr().out
     saved = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
-    assert saved["finetune"]["rehearsal"]["ratio"] == 0.3 and saved["train"]["samples_per_epoch"] == 11  # 8 / 0.7
-    assert load_checkpoint(tmp_path / "final.safetensors").provenance["rehearsal"]["pseudo_labelled"] == list(GAPS)
+    assert saved["adapt"][0]["rehearsal"]["ratio"] == 0.3 and saved["train"]["samples_per_epoch"] == 11  # 8 / 0.7
+    assert saved["adapt"][0]["rehearsal"]["source"]["synth"]["n"] == 4
+    adapt = load_checkpoint(tmp_path / "final.safetensors").provenance["adapt"]
+    assert adapt[0]["rehearsal"]["source"]["schema"] == "coco17"
 
     with pytest.raises(SystemExit) as exc:  # bad input through the CLI: exit 2, one line, no traceback
-        main(["train", "synth-infant-rehearsal", "--out", str(tmp_path / "bad"), "--set", "finetune.rehearsal.ratio=2"])
+        main(["train", "synth-infant-rehearsal", "--out", str(tmp_path / "bad"), "--set", "adapt.0.rehearsal.ratio=2"])
     err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2 and err.startswith("error: recipe key 'finetune.rehearsal.ratio'") and "\n" not in err
+    assert exc.value.code == 2 and err.startswith("error: recipe key 'adapt.0.rehearsal.ratio'") and "\n" not in err
