@@ -61,9 +61,12 @@ def test_overrides_parse_yaml_scalars_and_paths() -> None:
     assert parse_override("schedule.milestones=[3, 4]") == (["schedule", "milestones"], [3, 4])
     assert parse_override("model.name=vit_small") == (["model", "name"], "vit_small")
     data = json.loads(json.dumps(TINY))
-    apply_overrides(data, ["data.train.0.synth.n=5", "optim.layer_decay=0.8", "finetune.strategy=full"])
+    apply_overrides(data, ["data.train.0.synth.n=5", "optim.layer_decay=0.8", "adapt=[{lora: {r: 4}}]"])
     recipe = recipe_from_dict(data)
     assert recipe.data.train[0].synth.n == 5 and recipe.optim.layer_decay == 0.8
+    assert recipe.adapt == [{"lora": {"r": 4}}]
+    apply_overrides(data, ["adapt.0.lora.r=2"])
+    assert recipe_from_dict(data).adapt == [{"lora": {"r": 2}}]
     with pytest.raises(PoseAdaptError, match="expects KEY=VALUE"):
         parse_override("optim.lr")
     with pytest.raises(PoseAdaptError, match="'model.name' is a value, not a section"):
@@ -78,6 +81,8 @@ def test_shipped_recipes_validate() -> None:
     for name in names:
         recipe = load_recipe(name)
         assert recipe.to_dict() == recipe_from_dict(recipe.to_dict()).to_dict()  # round-trips through recipe.yaml
+    assert load_recipe("synth-infant-finetune").adapt == [{"layer_decay": {"rate": 0.75}}]
+    assert next(iter(load_recipe("synth-infant-rehearsal").adapt[0])) == "rehearsal"
     vitpose = load_recipe("vitpose-b-coco")
     assert (vitpose.optim.lr, vitpose.optim.weight_decay, vitpose.optim.layer_decay) == (5e-4, 0.1, 0.75)
     assert vitpose.schedule.milestones == [170, 200] and vitpose.train.grad_clip == 1.0
@@ -115,11 +120,24 @@ def test_schema_head_mismatch_fails_before_training(tmp_path: Path) -> None:
     assert "head 'coco17' (schema 'coco17', 17 keypoints)" in msg and not (tmp_path / "run" / "last.pt").exists()
 
 
-def test_unknown_strategy_and_strategy_options() -> None:
-    with pytest.raises(PoseAdaptError, match="'finetune.strategy': unknown strategy 'lora9' \\(known: full"):
-        build_trainer(recipe_from_dict({**TINY, "finetune": {"strategy": "lora9"}}), "unused")
-    with pytest.raises(PoseAdaptError, match="^recipe key 'finetune.rank': unknown key"):
-        build_trainer(recipe_from_dict({**TINY, "finetune": {"rank": 4}}), "unused")
+def test_unknown_method_and_method_options() -> None:
+    with pytest.raises(
+        PoseAdaptError, match="^recipe key 'adapt.0': unknown method 'lora9' \\(did you mean 'lora'\\?\\)$"
+    ):
+        build_trainer(recipe_from_dict({**TINY, "adapt": [{"lora9": {}}]}), "unused")
+    with pytest.raises(PoseAdaptError, match="^recipe key 'adapt.0': unknown method 'zzz' \\(known: full, head_only"):
+        recipe_from_dict({**TINY, "adapt": ["zzz"]})
+    with pytest.raises(PoseAdaptError, match="^recipe key 'adapt.0.lora.rank': unknown key$"):
+        build_trainer(recipe_from_dict({**TINY, "adapt": [{"lora": {"rank": 4}}]}), "unused")
+    with pytest.raises(PoseAdaptError, match="^recipe key 'adapt': must be a list of methods"):
+        recipe_from_dict({**TINY, "adapt": 5})
+    assert recipe_from_dict({**TINY, "adapt": "lora"}).adapt == ["lora"]  # one bare name is a list of one
+    assert recipe_from_dict({**TINY, "adapt": None}).adapt == []
+
+
+def test_the_old_finetune_section_is_an_unknown_key() -> None:
+    with pytest.raises(PoseAdaptError, match="^recipe key 'finetune': unknown key \\(known: .*adapt"):
+        recipe_from_dict({**TINY, "finetune": {"strategy": "lora"}})
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
