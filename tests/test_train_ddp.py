@@ -3,6 +3,10 @@
 Each rank sees a different half of every epoch (checked through the dataset tags it recorded); DDP averages the
 gradients, so after every step both ranks hold the same parameters, BatchNorm buffers included (broadcast from
 rank 0). Rank 0 alone writes the checkpoint and logs.
+
+A stage switch (`head_then_full` unfreezing the backbone after epoch 1) changes the trainable set: the engine must
+re-wrap DDP, or the backbone's gradients are never all-reduced and the ranks drift apart. At the end of every DDP
+run the ranks compare weight checksums and fail in one line if they differ.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from poseadapt.errors import PoseAdaptError
 from poseadapt.train import Hook, build_trainer, recipe_from_dict
 from poseadapt.train.checkpointing import load_train_state
-from poseadapt.train.distributed import teardown
+from poseadapt.train.distributed import check_ranks_agree, teardown
 
 WORLD = 2
 
@@ -27,34 +32,53 @@ class RecordSamples(Hook):
         self.seen: list[tuple[int, int]] = []
         self.losses: list[float] = []
 
+        self.after_epoch: dict[int, dict[str, torch.Tensor]] = {}
+
     def on_epoch_start(self, trainer) -> None:
         self.seen += [(e, i) for _, i, e in trainer.sampler]
+
+    def on_epoch_end(self, trainer) -> None:
+        self.after_epoch[trainer.epoch] = {k: v.detach().clone() for k, v in trainer.module.state_dict().items()}
 
     def after_step(self, trainer, logs) -> None:
         self.losses.append(float(logs["losses"]["loss"]))
 
 
-def recipe() -> dict:
-    return {
+def recipe(kind: str = "plain") -> dict:
+    r = {
         "model": {"name": "vit_tiny", "input_size": [48, 64], "schema": "coco17", "head": "classic"},
         "data": {"train": {"synth": {"population": "adult", "n": 16, "size": 96, "seed": 5}}},
         "optim": {"lr": 1e-3, "layer_decay": 0.75},
         "schedule": {"epochs": 2, "warmup_iters": 2},
         "train": {"batch_size": 2, "workers": 0, "device": "cpu", "progress": False, "tensorboard": False},
     }
+    if kind == "head_then_full":  # each rank's data differs: unsynced backbone gradients would diverge
+        r["model"]["head"] = "simple"
+        r["optim"] = {"lr": 1e-3}
+        r["adapt"] = [{"head_then_full": {"head_epochs": 1}}]
+    return r
 
 
-def _rank_main(rank: int, port: int, out: str) -> None:
+def _rank_main(rank: int, port: int, out: str, kind: str = "plain") -> None:
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
     rec = RecordSamples()
     try:
-        trainer = build_trainer(recipe_from_dict(recipe()), Path(out) / "run", hooks=(rec,))
+        trainer = build_trainer(recipe_from_dict(recipe(kind)), Path(out) / "run", hooks=(rec,))
         result = trainer.fit()
         state = {k: v.clone() for k, v in trainer.module.state_dict().items()}
-        torch.save({"state": state, "seen": rec.seen, "losses": rec.losses, "iteration": result.iteration},
+        # the end-of-run check itself: ranks holding different weights fail in one line
+        differing = torch.nn.Linear(2, 2)
+        torch.nn.init.constant_(differing.weight, float(rank))
+        try:
+            check_ranks_agree(differing, torch.device("cpu"))
+            refused = ""
+        except PoseAdaptError as exc:
+            refused = str(exc)
+        torch.save({"state": state, "seen": rec.seen, "losses": rec.losses, "iteration": result.iteration,
+                    "after_epoch": rec.after_epoch, "refused": refused, "wrapped": trainer.wrapped_trainable},
                    Path(out) / f"rank{rank}.pt")  # fmt: skip
     finally:
         teardown()
@@ -90,7 +114,31 @@ def test_two_process_ddp_on_cpu_keeps_ranks_identical(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "final.safetensors").is_file()
 
 
-def build_model_weights() -> dict[str, torch.Tensor]:
+def build_model_weights(kind: str = "plain") -> dict[str, torch.Tensor]:
     from poseadapt.train.build import build_model
 
-    return build_model(recipe_from_dict(recipe())).state_dict()
+    return build_model(recipe_from_dict(recipe(kind))).state_dict()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_two_process_ddp_head_then_full_rewraps_at_the_switch(tmp_path: Path) -> None:
+    mp.spawn(_rank_main, args=(_free_port(), str(tmp_path), "head_then_full"), nprocs=WORLD, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
+    assert r0["iteration"] == r1["iteration"] == 8
+    # the ranks agree to the bit at the end (the run's own checksum check passed too, or fit() would have raised)
+    for key, a in r0["state"].items():
+        assert torch.equal(a, r1["state"][key]), f"ranks differ at {key}"
+    init = build_model_weights("head_then_full")
+    epoch1, epoch2 = r0["after_epoch"][1], r0["after_epoch"][2]
+    backbone = [k for k in init if k.startswith("backbone.")]
+    assert all(torch.equal(init[k], epoch1[k]) for k in backbone)  # stage 1: heads only
+    assert any(not torch.equal(init[k], epoch1[k]) for k in init if k.startswith("heads."))
+    moved = [k for k in backbone if not torch.equal(epoch1[k], epoch2[k])]
+    assert len(moved) == len(backbone), sorted(set(backbone) - set(moved))  # every backbone tensor trained after it
+    assert all(torch.equal(epoch1[k], r1["after_epoch"][1][k]) for k in epoch1)
+    assert all(torch.equal(epoch2[k], r1["after_epoch"][2][k]) for k in epoch2)
+    # DDP was wrapped last with the full trainable set
+    assert r0["wrapped"] is not None and any(n.startswith("backbone.") for n in r0["wrapped"])
+    assert r0["losses"] != r1["losses"]
+    for r in (r0, r1):
+        assert r["refused"].startswith("DDP ranks ended with different weights") and "\n" not in r["refused"]
