@@ -1,13 +1,15 @@
 """Peak memory of one ViT-B fine-tuning step, full fine-tuning vs LoRA (batch 16, 256x192, CPU).
 
-Each measurement is a fresh subprocess: build ViT-B with the classic ViTPose head (coco17), apply the strategy
-(`poseadapt.adapt.finetune.prepare_model`), build AdamW over its parameter groups, run a batch-1 warm-up step (so
+Each measurement is a fresh subprocess: build ViT-B with the classic ViTPose head (coco17), apply the adaptation
+method as the training engine does (`Method.prepare`, then its `trainable` choice), build AdamW over the parameters
+it trains (`poseadapt.train.optim.param_groups`, with the method's lr scale), run a batch-1 warm-up step (so
 AdamW's state exists, as it does at every step after the first), reset the process's peak-RSS counter
 (`/proc/self/clear_refs`) and run one forward + backward + optimizer step at the benchmark batch. Reported: the
-step's peak RSS above the RSS of the built model (activations, gradients and AdamW state: what the strategy
-changes) and the whole process's peak RSS. Medians of `--runs` runs per strategy.
+step's peak RSS above the RSS of the built model (activations, gradients and AdamW state: what the method
+changes) and the whole process's peak RSS. Medians of `--runs` runs per method (any parameter-choosing method
+of `poseadapt methods`: full, head_only, freeze_blocks needs options, lora, ...).
 
-    .venv/bin/python benchmarks/bench_finetune_memory.py [--runs 3] [--batch 16] [--strategies full lora]
+    .venv/bin/python benchmarks/bench_finetune_memory.py [--runs 3] [--batch 16] [--methods full lora]
 """
 
 from __future__ import annotations
@@ -39,17 +41,26 @@ def reset_peak() -> bool:
     return True
 
 
-def worker(strategy: str, batch: int) -> dict[str, float]:
+def worker(method_name: str, batch: int) -> dict[str, float]:
+    from types import SimpleNamespace
+
     import torch
 
-    from poseadapt.adapt.finetune import FinetuneConfig, count_parameters, prepare_model, trainable_parameter_groups
+    from poseadapt.adapt import AdaptContext
+    from poseadapt.adapt.methods import build_methods
+    from poseadapt.adapt.params import apply_trainable, backbone_depth, count_parameters
     from poseadapt.models import create_model
     from poseadapt.train.losses import keypoint_mse
+    from poseadapt.train.optim import param_groups
 
     torch.manual_seed(0)
-    cfg = FinetuneConfig(strategy=strategy)
-    model = prepare_model(create_model("vit_base", "coco17"), cfg).train()
-    groups = trainable_parameter_groups(model, cfg, 5e-4, 0.1)
+    (method,) = build_methods([method_name])
+    ctx = AdaptContext(recipe=SimpleNamespace(optim=SimpleNamespace(layer_decay=1.0)), key=method.key)
+    model = method.prepare(create_model("vit_base", "coco17"), ctx).train()
+    depth = backbone_depth(model)
+    apply_trainable(model, lambda name: method.trainable(name, 0, depth))
+    named = [(n, p) for n, p in model.named_parameters() if method.ever_trains(n, depth)]
+    groups = param_groups(named, 5e-4, 0.1, depth=depth, lr_scale=lambda name: method.lr_scale(name, depth))
     optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in groups])
     weights_rss = rss_kib("VmRSS")
 
@@ -78,13 +89,13 @@ def worker(strategy: str, batch: int) -> dict[str, float]:
     }
 
 
-def run(strategy: str, batch: int) -> dict[str, float]:
+def run(name: str, batch: int) -> dict[str, float]:
     # A fixed mmap threshold makes glibc return every large freed block to the OS at once, so peak RSS tracks the
     # peak of live tensor memory; with glibc's default (a threshold that grows after frees) freed activations stay
-    # in the heap and the peak measures the allocator's history more than the strategy.
+    # in the heap and the peak measures the allocator's history more than the method.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", strategy, "--batch", str(batch)],
+        [sys.executable, __file__, "--worker", name, "--batch", str(batch)],
         check=True,
         capture_output=True,
         text=True,
@@ -97,33 +108,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--strategies", nargs="+", default=["full", "lora"])
+    parser.add_argument("--methods", nargs="+", default=["full", "lora"], help="parameter-choosing methods")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.batch)))
         return 0
 
-    results: dict[str, list[dict[str, float]]] = {s: [] for s in args.strategies}
+    results: dict[str, list[dict[str, float]]] = {s: [] for s in args.methods}
     for i in range(args.runs):  # interleaved, so a burst of load on the shared machine hits both sides
-        for strategy in args.strategies:
-            r = run(strategy, args.batch)
-            results[strategy].append(r)
+        for name in args.methods:
+            r = run(name, args.batch)
+            results[name].append(r)
             print(
-                f"run {i + 1} {strategy:>6}: step peak {r['step_peak_mib']:7.0f} MiB, process peak "
+                f"run {i + 1} {name:>6}: step peak {r['step_peak_mib']:7.0f} MiB, process peak "
                 f"{r['process_peak_mib']:7.0f} MiB, step {r['seconds']:.1f} s",
                 flush=True,
             )
     print(f"\nViT-B (classic head, coco17), batch {args.batch}, 256x192, one AdamW step; medians of {args.runs}")
     medians = {}
-    for strategy, rs in results.items():
+    for name, rs in results.items():
         step = statistics.median(r["step_peak_mib"] for r in rs)
         proc = statistics.median(r["process_peak_mib"] for r in rs)
         secs = statistics.median(r["seconds"] for r in rs)
-        medians[strategy] = (step, proc)
+        medians[name] = (step, proc)
         share = rs[0]["trainable"] / rs[0]["total"]
         print(
-            f"{strategy:>6}: trainable {rs[0]['trainable']:>11,} / {rs[0]['total']:,} ({share:6.2%}), "
+            f"{name:>6}: trainable {rs[0]['trainable']:>11,} / {rs[0]['total']:,} ({share:6.2%}), "
             f"step peak {step:6.0f} MiB, process peak {proc:6.0f} MiB, step time {secs:.1f} s"
         )
     if "full" in medians and "lora" in medians:
