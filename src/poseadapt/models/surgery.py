@@ -155,3 +155,47 @@ def _carry_head(old: torch.nn.Module, new: torch.nn.Module, matched: list[tuple[
             for s, d in matched:
                 new_state[key][d] = old_state[key][s]
     new.load_state_dict(new_state)
+
+
+def closest_head(model: PoseModel, schema: str | KeypointSchema) -> str:
+    """The head whose schema shares the most keypoints with `schema` by name or alias (the first on a tie)."""
+    from poseadapt.schemas.mapping import SchemaMap
+
+    new_schema = get_schema(schema)
+    shared = [len(SchemaMap(s, new_schema).matched) for s in model.schemas]
+    return model.head_names[max(range(len(shared)), key=lambda i: (shared[i], -i))]
+
+
+def add_dataset(
+    model: PoseModel,
+    schema: str | KeypointSchema,
+    *,
+    name: str | None = None,
+    source_head: str | None = None,
+    seed: int | None = 0,
+) -> tuple[PoseModel, SurgeryReport]:
+    """A copy of `model` with one more dataset: a new head (its dataset index is the next one) and, for a ViTPose++
+    model, that index's FFN expert, both initialised from `source_head` (default: `closest_head`).
+
+    Every existing head, expert and shared weight is copied unchanged, so the other datasets' outputs are the
+    same; the new expert is a copy of the source dataset's expert (an expert slot that exists already, unused by
+    any head, is overwritten with that copy).
+    """
+    src = source_head or closest_head(model, schema)
+    out, report = swap_head(model, schema, source_head=src, keep_old=True, name=name, seed=seed)
+    bb = model.config.backbone
+    index = len(out.head_names) - 1
+    if not bb.num_experts:
+        return out, report
+    src_index = model.head_index(src)
+    experts = max(bb.num_experts, index + 1)
+    grown = PoseModel(replace(out.config, backbone=replace(bb, num_experts=experts)), list(out.schemas))
+    state = out.state_dict()
+    with torch.no_grad():
+        for key in list(state):
+            marker = f".mlp.experts.{src_index}."
+            if marker in key:
+                state[key.replace(marker, f".mlp.experts.{index}.")] = state[key].clone()
+    grown.load_state_dict(state, strict=True)
+    grown.provenance = {**out.provenance, "added_dataset": {"head": report.new_head, "from": src, "expert": index}}
+    return grown.train(model.training), report

@@ -38,6 +38,9 @@ def collate(samples: Sequence[dict[str, Any]], keep_meta: bool = False) -> dict[
         "target_weight": torch.from_numpy(_pad_stack([np.asarray(s["target_weight"], np.float32) for s in samples])),
         "dataset_index": torch.tensor([int(s.get("dataset_index", 0)) for s in samples], dtype=torch.long),
     }
+    counts = [len(s["target_weight"]) for s in samples]
+    if len(set(counts)) > 1:  # mixed skeletons, padded: the loss averages each sample over its own keypoints
+        batch["num_keypoints"] = torch.tensor(counts, dtype=torch.long)
     # per-keypoint arrays a dataset adds under `extra` (an adaptation method's, e.g. which keypoints a teacher
     # should label): stacked and zero-padded like the targets, zeros for samples of datasets that have none
     extra_keys = sorted({k for s in samples for k in s.get("extra", {})})

@@ -37,13 +37,16 @@ def check_files(recipe: Recipe) -> None:
     elif ckpt is not None and not ckpt.is_file():
         raise PoseAdaptError(f"recipe key 'model.checkpoint': file not found: {recipe.model.checkpoint}")
     sources = [(f"data.train.{i}", s) for i, s in enumerate(recipe.data.train)]
-    if recipe.data.val is not None:
-        sources.append(("data.val", recipe.data.val))
+    sources += [(_val_key(recipe, i), s) for i, s in enumerate(recipe.data.val_sources)]
     for key, src in sources:
         if src.ann is not None and not src.ann.is_file():
             raise DataError(f"recipe key '{key}.ann': file not found: {src.ann}")
         if src.images is not None and not src.images.is_dir():
             raise DataError(f"recipe key '{key}.images': folder not found: {src.images}")
+
+
+def _val_key(recipe: Recipe, i: int) -> str:
+    return f"data.val.{i}" if isinstance(recipe.data.val, list) else "data.val"
 
 
 def check_run_folder(out_dir: Path, resume: bool) -> None:
@@ -66,7 +69,7 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
     was swapped (copy it before training changes it).
     """
     from poseadapt.models import create_model
-    from poseadapt.models.surgery import swap_head
+    from poseadapt.models.surgery import add_dataset, swap_head
 
     m = recipe.model
     w, h = m.input_size
@@ -81,16 +84,23 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
                 f"recipe key 'model.input_size': {w}x{h} but the checkpoint {m.checkpoint} was built for "
                 f"{model.input_size[0]}x{model.input_size[1]}"
             )
+        have = [s.name for s in model.schemas]
         if len(m.schemas) == 1 and model.schemas[0].name != m.schemas[0] and len(model.schemas) == 1:
             model, _ = swap_head(model, m.schemas[0], seed=recipe.train.seed)
-        elif [s.name for s in model.schemas] != list(m.schemas):
+        elif len(m.schemas) > len(have) and list(m.schemas[: len(have)]) == have:
+            # new datasets after the checkpoint's: a head (and a ViTPose++ expert) each, from the closest head
+            for schema in m.schemas[len(have) :]:
+                model, _ = add_dataset(model, schema, seed=recipe.train.seed)
+        elif have != list(m.schemas):
             raise PoseAdaptError(
                 f"recipe key 'model.schema': {m.schemas} but the checkpoint's heads predict "
                 f"{[s.name for s in model.schemas]}"
             )
     else:
         overrides = {} if m.drop_path is None else {"drop_path_rate": m.drop_path}
-        model = create_model(m.name, schema=list(m.schemas), head=m.head, img_size=(h, w), **overrides)
+        model = create_model(
+            m.name, schema=list(m.schemas), head=m.head, img_size=(h, w), num_experts=m.experts, **overrides
+        )
     if m.grad_checkpointing:
         model.backbone.set_grad_checkpointing(True)
     if model.config.codec.get("type") == "SimCC":
@@ -304,14 +314,23 @@ def build_trainer(
     all_hooks: list[Hook] = []
     if recipe.train.ema:
         all_hooks.append(EMAHook(recipe.train.ema, recipe.train.ema_warmup))
-    if recipe.data.val is not None and recipe.train.val_interval:
-        head = head_for(recipe.data.val, "data.val", model)
-        val = build_dataset(
-            recipe.data.val, "data.val", model, head, recipe.data.padding, False, seed, match_head=False
-        )
+    if recipe.data.val_sources and recipe.train.val_interval:
+        sets = []
+        for i, src in enumerate(recipe.data.val_sources):
+            key = _val_key(recipe, i)
+            head = head_for(src, key, model)
+            val = build_dataset(src, key, model, head, recipe.data.padding, False, seed, match_head=False)
+            name = model.head_names[head]
+            sets.append((f"{name}-{i}" if any(n == name for n, _, _ in sets) else name, val, head))
         t = recipe.train
         all_hooks.append(
-            ValidationHook(val, head=head, interval=t.val_interval, batch_size=t.val_batch_size, flip_test=t.flip_test)
+            ValidationHook(
+                sets[0][1] if len(sets) == 1 else sets,  # one set: logged as before (val/AP); several: per head
+                head=sets[0][2],
+                interval=t.val_interval,
+                batch_size=t.val_batch_size,
+                flip_test=t.flip_test,
+            )
         )
     log = LogHook(recipe.train.log_interval)
     all_hooks.append(log)

@@ -13,17 +13,31 @@ import torch
 from torch import nn
 
 
-def keypoint_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def keypoint_mse(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    num_keypoints: torch.Tensor | None = None,
+) -> torch.Tensor:
     """MMPose 1.x KeypointMSELoss(use_target_weight=True): `mean(w * (p - g)^2)` over batch, joints and pixels.
 
     pred, target: (B, K, H, W); weight: (B, K). For 0/1 weights this equals ViTPose's MSE of (p * w, g * w); for
     fractional weights (a teacher's confidence) it counts a half-sure label half, where the squared-weight form
     would count it a quarter. The original ViTPose (mmpose 0.x) also halves the loss: a term weight of 0.5.
+
+    `num_keypoints` (B,): a batch mixing skeletons is zero-padded to the largest head; each sample's error is then
+    averaged over its own K_b keypoints (not the padded K), so a 14-keypoint sample weighs what it would in a
+    batch of its own dataset, whatever else the batch holds (ViTPose++'s per-head losses with the other
+    datasets' samples masked, summed over heads). With every K_b = K this is exactly the plain mean.
     """
     err = (pred.float() - target.float()) ** 2
     if weight is not None:
         err = err * weight[:, :, None, None].float()
-    return torch.mean(err)
+    if num_keypoints is None:
+        return torch.mean(err)
+    per_sample = err.sum(dim=1).mean(dim=(-2, -1))  # (B,): sum over keypoints, mean over pixels
+    k = num_keypoints.to(per_sample.device, per_sample.dtype).clamp(min=1)
+    return torch.mean(per_sample / k)
 
 
 class LossTerm(nn.Module):
@@ -53,4 +67,4 @@ class HeatmapMSE(LossTerm):
         target = batch["target"]
         if outputs.shape != target.shape:
             raise ValueError(f"model output {tuple(outputs.shape)} does not match the targets {tuple(target.shape)}")
-        return keypoint_mse(outputs, target, batch["target_weight"])
+        return keypoint_mse(outputs, target, batch["target_weight"], batch.get("num_keypoints"))

@@ -40,6 +40,9 @@ class ModelSection(Section):
     schemas: list[str] = Field(["coco17"], alias="schema", description="keypoint schema per head")
     head: Literal["classic", "light", "simple", "sapiens", "simcc"] = "classic"
     checkpoint: Path | None = None
+    experts: int = Field(
+        0, ge=0, description="ViTPose++ task experts in each FFN (0: dense; the expert is chosen by dataset index)"
+    )
     drop_path: float | None = Field(None, ge=0.0, lt=1.0)
     grad_checkpointing: bool = False
 
@@ -103,8 +106,15 @@ class DataSource(Section):
 
 class DataSection(Section):
     train: list[DataSource]
-    val: DataSource | None = None
+    val: DataSource | list[DataSource] | None = Field(
+        None, description="validation set, or a list of them (one per dataset; each scored with its own head)"
+    )
     padding: float = Field(1.25, gt=0.0)
+
+    @property
+    def val_sources(self) -> list[DataSource]:
+        """`val` as a list (empty without one)."""
+        return [] if self.val is None else list(self.val) if isinstance(self.val, list) else [self.val]
 
     @field_validator("train", mode="before")
     @classmethod
@@ -266,7 +276,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                     child = node.get(part)
                     if child is None:
                         child = node[part] = {}
-                    elif part == "train" and isinstance(child, dict) and parts[depth + 1].isdigit():
+                    elif part in ("train", "val") and isinstance(child, dict) and parts[depth + 1].isdigit():
                         child = node[part] = [child]  # data.train may be written as one mapping
                     node = child
             else:

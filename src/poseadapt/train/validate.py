@@ -69,12 +69,23 @@ def evaluate_ap(model: Any, dataset: TopDownDataset, **kwargs: Any) -> dict[str,
 
 
 class ValidationHook(Hook):
-    """Validates every `interval` epochs (rank 0), logs the AP, and saves `best.safetensors` when AP improves."""
+    """Validates every `interval` epochs (rank 0), logs the AP, and saves `best.safetensors` when AP improves.
+
+    `dataset` may be a list of (name, dataset, head) for a multi-dataset model: each set is scored with its own
+    head and logged as `val/<name>/AP`, ...; `val/AP` (what `best` follows) is then the mean AP over the sets.
+    """
 
     def __init__(
-        self, dataset: TopDownDataset, *, head: int = 0, interval: int = 1, batch_size: int = 32, flip_test: bool = True
+        self,
+        dataset: TopDownDataset | list[tuple[str, TopDownDataset, int]],
+        *,
+        head: int = 0,
+        interval: int = 1,
+        batch_size: int = 32,
+        flip_test: bool = True,
     ) -> None:
-        self.dataset = dataset
+        self.sets = list(dataset) if isinstance(dataset, list) else None
+        self.dataset = self.sets[0][1] if self.sets else dataset
         self.head = head
         self.interval = int(interval)
         self.batch_size = batch_size
@@ -88,15 +99,25 @@ class ValidationHook(Hook):
         return "validation"
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        return evaluate_ap(
-            trainer.eval_model,
-            self.dataset,
-            head=self.head,
-            batch_size=self.batch_size,
-            device=trainer.device,
-            flip_test=self.flip_test,
-            autocast=trainer.autocast,
-        )
+        sets = self.sets or [("", self.dataset, self.head)]
+        per_set = {
+            name: evaluate_ap(
+                trainer.eval_model,
+                dataset,
+                head=head,
+                batch_size=self.batch_size,
+                device=trainer.device,
+                flip_test=self.flip_test,
+                autocast=trainer.autocast,
+            )
+            for name, dataset, head in sets
+        }
+        if self.sets is None:
+            return per_set[""]
+        out = {f"{name}/{k}": v for name, stats in per_set.items() for k, v in stats.items()}
+        for key in ("AP", "AR"):
+            out[key] = float(np.mean([stats[key] for stats in per_set.values()]))
+        return out
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if self.interval <= 0 or trainer.epoch % self.interval and trainer.epoch != trainer.max_epochs:
