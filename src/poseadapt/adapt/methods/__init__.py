@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from poseadapt.adapt.method import Method
+from poseadapt.adapt.methods.adversarial import Adversarial
 from poseadapt.adapt.methods.freeze_blocks import FreezeBlocks
 from poseadapt.adapt.methods.full import Full
 from poseadapt.adapt.methods.head_only import HeadOnly
@@ -32,6 +33,7 @@ METHODS: dict[str, type[Method]] = {
     "lora": Lora,
     "rehearsal": Rehearsal,
     "memory_replay": MemoryReplay,
+    "adversarial": Adversarial,
 }
 
 
