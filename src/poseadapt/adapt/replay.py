@@ -39,9 +39,9 @@ class SourceAsTarget:
     """A top-down dataset of source-schema samples presented in the target schema (see the module docstring).
 
     Items keep the wrapped dataset's keys; `target`, `target_weight` and `keypoints` are in the target schema and
-    `pseudo_mask` (K,) float32 is 1 for target keypoints left to the teacher: unlabelled ones the source schema
-    cannot supply, and with `fill_unlabelled` every unlabelled one. (The training engine passes the recipe's
-    `finetune.rehearsal.fill_unlabelled`, default off.)
+    `extra['pseudo_mask']` (K,) float32 is 1 for target keypoints left to the teacher: unlabelled ones the source schema
+    cannot supply, and with `fill_unlabelled` every unlabelled one. (The `rehearsal` method passes its
+    `fill_unlabelled` option, default off.)
     """
 
     def __init__(
