@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from poseadapt.adapt.method import Method
 from poseadapt.adapt.methods.adversarial import Adversarial
+from poseadapt.adapt.methods.distill import Distill
 from poseadapt.adapt.methods.freeze_blocks import FreezeBlocks
 from poseadapt.adapt.methods.full import Full
 from poseadapt.adapt.methods.head_only import HeadOnly
@@ -34,6 +35,7 @@ METHODS: dict[str, type[Method]] = {
     "rehearsal": Rehearsal,
     "memory_replay": MemoryReplay,
     "adversarial": Adversarial,
+    "distill": Distill,
 }
 
 

@@ -1,0 +1,193 @@
+"""`distill`: DWPose's two-stage distillation of a large pose model into a small one, on heatmaps.
+
+**Stage 1** (a student from scratch or from a small checkpoint, `teacher:` the big adapted model): the frozen
+teacher runs on every training crop; the student learns from the labels (the usual heatmap loss) plus
+
+- feature distillation: a 1x1 convolution (an auxiliary module, trained with the student, never exported)
+  maps the student's last backbone feature map to the teacher's channels; loss `feature_weight * mean((a - t)^2)`
+  (DWPose: `7e-5 * sum / N`, which is this mean times C*h*w*7e-5: about 4 for RTMPose-x's 1280x8x6 map);
+- logit distillation on heatmaps: `logit_weight * mean((p - t)^2)` over every keypoint the teacher predicts
+  (matched by name), labelled or not: the teacher also teaches keypoints the labels lack (occluded, unannotated),
+  which is what makes it more than the labels. `logit_loss: kl` uses DWPose's form instead: KL between spatial
+  softmaxes of beta x heatmaps, summed over pixels, averaged over keypoints and samples.
+
+Both terms are scaled by `(1 - epoch / epochs)` (`decay: true`): the student leans on the teacher early and on
+the labels late.
+
+**Stage 2** (head-only self-distillation): the stage-1 student becomes its own teacher; its backbone is frozen,
+its head re-initialised (`reset_head: true`) and trained by the teacher's heatmaps alone (`labels: false`,
+`feature_weight: 0`, `decay: false`), for about a fifth of the stage-1 epochs. With `head_only` in the same
+`adapt:` list and `model.checkpoint` the stage-1 student, `teacher:` may be left out (it defaults to
+model.checkpoint as loaded). See recipes `synth-distill` and `synth-distill-stage2`.
+
+The teacher must take the student's crops and produce heatmaps of the student's size (same codec geometry).
+`poseadapt.adapt.flops.count_flops` counts both models' FLOPs for a report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from poseadapt.adapt.method import AdaptContext, Method, MethodOptions, StepOutputs
+from poseadapt.adapt.methods._teacher import check_teacher_file, load_teacher
+from poseadapt.adapt.replay import crops_to_pixels, teacher_fingerprint
+from poseadapt.errors import PoseAdaptError
+
+
+class DistillOptions(MethodOptions):
+    teacher: Path | None = Field(None, description="the frozen teacher; default: model.checkpoint as loaded")
+    feature_weight: float = Field(1.0, ge=0.0, description="feature distillation (1x1 alignment, MSE); 0: off")
+    logit_weight: float = Field(1.0, ge=0.0, description="heatmap (logit) distillation on every keypoint; 0: off")
+    logit_loss: Literal["mse", "kl"] = Field("mse", description="mse of heatmaps, or KL of spatial softmaxes")
+    beta: float = Field(10.0, gt=0.0, description="softmax sharpness for logit_loss: kl (DWPose: 10)")
+    decay: bool = Field(True, description="scale both terms by (1 - epoch / epochs) (DWPose stage 1)")
+    labels: bool = Field(True, description="false: ignore the labels, only the teacher supervises (stage 2)")
+    reset_head: bool = Field(False, description="re-initialise the student's heads first (stage 2)")
+
+
+class Distill(Method):
+    name = "distill"
+    kinds: ClassVar[tuple[str, ...]] = ("losses", "modules")
+    summary = "a frozen teacher supervises the student's features (1x1 aligned) and heatmaps (DWPose)"
+    Options = DistillOptions
+    options: Any
+
+    def __init__(self, options: DistillOptions) -> None:
+        super().__init__(options)
+        self.teacher: nn.Module | None = None
+        self.align: nn.Module | None = None
+        self.fingerprint: str | None = None
+        self.epochs = 1
+        self.factor = 1.0
+        self.head = 0
+        self.student_channels: list[int] = []
+        self.teacher_channels: list[int] = []
+        self.stats: dict[str, Any] = {}
+
+    def check(self, ctx: AdaptContext) -> None:
+        o = self.options
+        check_teacher_file(o.teacher, ctx.key)
+        if o.feature_weight == 0 and o.logit_weight == 0:
+            raise PoseAdaptError(
+                f"recipe key '{ctx.key}': feature_weight and logit_weight are both 0: nothing to distil"
+            )
+        if not o.labels and o.logit_weight == 0:
+            raise PoseAdaptError(
+                f"recipe key '{ctx.key}.labels': without labels the heads learn only from logit distillation; "
+                "set logit_weight > 0"
+            )
+
+    def prepare(self, model: nn.Module, ctx: AdaptContext) -> nn.Module:
+        from poseadapt.schemas.mapping import SchemaMap
+
+        o = self.options
+        teacher = load_teacher(o.teacher, ctx.source_model, model, ctx.key)
+        self.head = ctx.heads[0] if ctx.heads else 0
+        mapping = SchemaMap(teacher.schemas[0], model.schemas[self.head])
+        self.teacher_channels = [s for s, _ in mapping.matched]
+        self.student_channels = [d for _, d in mapping.matched]
+        if o.logit_weight > 0 and not mapping.matched:
+            raise PoseAdaptError(
+                f"recipe key '{ctx.key}.teacher': the teacher ({mapping.src.name}) predicts no keypoint of the "
+                f"student's schema ({mapping.dst.name}): set logit_weight: 0 or give another teacher"
+            )
+        if o.feature_weight > 0:
+            cs, ct = _channels(model, ctx.key, "student"), _channels(teacher, ctx.key, "teacher")
+            self.align = nn.Conv2d(cs, ct, kernel_size=1)
+        if o.reset_head:
+            for head in model.heads.values():
+                if hasattr(head, "reset_parameters"):
+                    head.reset_parameters()
+        self.teacher = teacher
+        self.fingerprint = teacher_fingerprint(teacher)
+        self.epochs = int(ctx.recipe.schedule.epochs)
+        return model
+
+    def modules(self) -> nn.Module | None:
+        return self.align
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        self.factor = max(0.0, 1.0 - epoch / self.epochs) if self.options.decay else 1.0
+        return {"weight": self.factor}
+
+    def before_step(self, batch: dict[str, Any], model: nn.Module) -> None:
+        if not self.options.labels:
+            batch["target_weight"] = torch.zeros_like(batch["target_weight"])
+
+    @torch.no_grad()
+    def teacher_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, heatmaps of the matched keypoints) of the frozen teacher on the batch's crops."""
+        assert self.teacher is not None
+        if next(self.teacher.parameters()).device != images.device:
+            self.teacher.to(images.device)
+        self.teacher.eval()
+        feats = self.teacher.forward_features(crops_to_pixels(images, self.teacher), 0)
+        heatmaps = self.teacher.heads(feats, 0)
+        return feats.float(), heatmaps[:, self.teacher_channels].float()
+
+    def losses(self, batch: dict[str, Any], out: StepOutputs, model: nn.Module) -> dict[str, torch.Tensor]:
+        o = self.options
+        rows = batch["dataset_index"] == self.head
+        if self.factor == 0.0 or not bool(rows.any()):
+            self.stats = {}
+            return {}
+        t_feats, t_heat = self.teacher_outputs(batch["image"][rows])
+        terms: dict[str, torch.Tensor] = {}
+        if o.logit_weight > 0:
+            s_heat = out.heatmaps[rows][:, self.student_channels].float()
+            if s_heat.shape[-2:] != t_heat.shape[-2:]:
+                t_heat = F.interpolate(t_heat, size=s_heat.shape[-2:], mode="bilinear", align_corners=True)
+            terms["logit"] = self.factor * o.logit_weight * heatmap_distill_loss(s_heat, t_heat, o.logit_loss, o.beta)
+        if o.feature_weight > 0:
+            if out.features is None:
+                raise PoseAdaptError("distill: the model exposes no backbone features (needs forward_features)")
+            assert self.align is not None
+            aligned = self.align(out.features[rows].float())
+            if aligned.shape[-2:] != t_feats.shape[-2:]:
+                aligned = F.interpolate(aligned, size=t_feats.shape[-2:], mode="bilinear", align_corners=False)
+            terms["feature"] = self.factor * o.feature_weight * F.mse_loss(aligned, t_feats)
+        self.stats = {k: v.detach() for k, v in terms.items()}
+        return terms
+
+    def logs(self) -> dict[str, float]:
+        return {**{k: float(v) for k, v in self.stats.items()}, "weight": self.factor}
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"teacher": self.fingerprint}
+        if self.align is not None:
+            state["align"] = {k: v.detach().cpu().clone() for k, v in self.align.state_dict().items()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("teacher") != self.fingerprint:
+            raise PoseAdaptError("cannot resume: the distillation teacher differs from the saved run's")
+        if self.align is not None and "align" in state:
+            self.align.load_state_dict(state["align"])
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), "teacher_fingerprint": self.fingerprint}
+
+
+def heatmap_distill_loss(
+    student: torch.Tensor, teacher: torch.Tensor, kind: str = "mse", beta: float = 10.0
+) -> torch.Tensor:
+    """Student vs teacher heatmaps (B, K, H, W), every keypoint weighted 1 (the teacher supervises them all)."""
+    if kind == "mse":
+        return F.mse_loss(student, teacher)
+    s = F.log_softmax(beta * student.flatten(2), dim=-1)
+    t = F.log_softmax(beta * teacher.flatten(2), dim=-1)
+    return F.kl_div(s, t, log_target=True, reduction="none").sum(-1).mean()
+
+
+def _channels(model: nn.Module, key: str, who: str) -> int:
+    cfg = getattr(getattr(model, "config", None), "backbone", None)
+    channels = getattr(cfg, "embed_dim", None)
+    if channels is None or not hasattr(model, "forward_features"):
+        raise PoseAdaptError(f"recipe key '{key}': the {who} exposes no backbone features; set feature_weight: 0")
+    return int(channels)
