@@ -140,6 +140,7 @@ def eval_cmd(
     flip: bool,
     out: Path | None,
     json_out: bool,
+    prior: Path | None = None,
 ) -> None:
     from poseadapt.cli.io import print_json, progress_callback, write_json
     from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
@@ -147,6 +148,11 @@ def eval_cmd(
 
     if not images_dir.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images_dir}")
+    pose_prior = None
+    if prior is not None:
+        from poseadapt.priors import PosePrior
+
+        pose_prior = PosePrior.load(prior)
     model = load_checkpoint(checkpoint)
     gt = load_ground_truth(ann, model.schemas[model.head_index(head) if head else 0])
     detections = detection_people(boxes, gt.images) if boxes is not None else None
@@ -155,6 +161,11 @@ def eval_cmd(
         progress=progress_callback(len(gt.images), "evaluating"),
     )  # fmt: skip
     summary = result.to_dict()
+    if pose_prior is not None:
+        from poseadapt.evaluate.plausibility import implausible_rate
+
+        names = model.schemas[model.head_index(head) if head else 0].keypoints
+        summary.update(implausible_rate(pose_prior, result.predictions.keypoints, names))
     if out is not None:
         write_json(out, result.results())
         summary["results"] = str(out)
@@ -162,6 +173,12 @@ def eval_cmd(
         print_json(summary)
         return
     lines = [f"{k:>6}: {v:.4f}" for k, v in result.stats.items()]
+    if pose_prior is not None:
+        lo, hi = summary["implausible_interval"]
+        lines.append(
+            f"implausible poses: {summary['implausible_rate']:.4f} [{lo:.4f}, {hi:.4f}] of {summary['poses']} "
+            f"(prior {summary['prior']})"
+        )
     sys.stdout.write(
         f"OKS keypoint AP of {checkpoint.name} on {ann.name} ({summary['instances']} instances, "
         f"{summary['boxes']} boxes, schema {summary['schema']}, {summary['scored_keypoints']} keypoints scored)\n"

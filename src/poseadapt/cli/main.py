@@ -90,13 +90,17 @@ def score(
         typer.Option("--average", help="PCK/AUC overall value: keypoint (mean of per-keypoint) | pooled | mpii."),
     ] = None,
     auc_rule: Annotated[str, typer.Option("--auc-rule", help="AUC: mmpose (20 thresholds) | trapezoid.")] = "mmpose",
+    prior: Annotated[
+        Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
+    ] = None,
 ) -> None:
     """Score predictions against ground truth: OKS AP/AR (COCO), PCK, PCKh, AUC or EPE."""
     from poseadapt.cli import score_cmd
 
     score_cmd.run(
-        gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out, engine, average=average, auc_rule=auc_rule
-    )
+        gt, pred, schema, metric, alpha, normalize, per_keypoint, json_out, engine, average=average, auc_rule=auc_rule,
+        prior=prior,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- check (data)
@@ -227,11 +231,14 @@ def evaluate(
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test.")] = True,
     out: Annotated[Path | None, typer.Option("--out", help="Also keep the predictions (COCO results JSON).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    prior: Annotated[
+        Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
+    ] = None,
 ) -> None:
     """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
     from poseadapt.cli import inference_cmd
 
-    inference_cmd.eval_cmd(checkpoint, ann, images, boxes, head, flip, out, json_out)
+    inference_cmd.eval_cmd(checkpoint, ann, images, boxes, head, flip, out, json_out, prior=prior)
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -290,10 +297,11 @@ def demo(
 
 # ---------------------------------------------------------------------------------------------- compare, sigmas
 # Each module owns its options and its body; importing them is light (typer only).
-from poseadapt.cli import compare_cmd, sigmas_cmd  # noqa: E402
+from poseadapt.cli import compare_cmd, prior_cmd, sigmas_cmd  # noqa: E402
 
 app.command("compare")(compare_cmd.compare)
 app.command("sigmas")(sigmas_cmd.sigmas)
+app.add_typer(prior_cmd.prior_app, name="prior")
 
 
 def main(argv: list[str] | None = None) -> None:

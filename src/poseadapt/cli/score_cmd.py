@@ -45,10 +45,16 @@ def run(
     *,
     average: str | None = None,
     auc_rule: str = "mmpose",
+    prior: Path | None = None,
 ) -> None:
     """Score and print: one JSON object with `--json`, else an aligned table (plus per-keypoint rows if asked)."""
     from poseadapt.evaluate.score import score_files
 
+    pose_prior = None
+    if prior is not None:  # loaded first: a wrong file fails before the scoring work
+        from poseadapt.priors import PosePrior
+
+        pose_prior = PosePrior.load(prior)
     result = score_files(
         gt,
         pred,
@@ -61,6 +67,12 @@ def run(
         average=average,
         auc_rule=auc_rule,
     )
+    if pose_prior is not None:
+        from poseadapt.evaluate.plausibility import implausible_rate_of_files
+
+        rate = implausible_rate_of_files(pose_prior, gt, pred, schema)
+        result.values["implausible_rate"] = rate.pop("implausible_rate")
+        result.info.update(rate)
     if json_out:
         sys.stdout.write(json.dumps(_json_safe(result.to_dict()), indent=2) + "\n")
         return

@@ -53,6 +53,14 @@ def collate(samples: Sequence[dict[str, Any]], keep_meta: bool = False) -> dict[
             for s in samples
         ]
         batch[key] = torch.from_numpy(_pad_stack(rows))
+    # whole-sample arrays a dataset adds under `sample_extra` (a second view of the crop, a mask): stacked as they
+    # are, zeros of the same shape for samples of datasets that have none
+    sample_keys = sorted({k for s in samples for k in s.get("sample_extra", {})})
+    for key in sample_keys:
+        given = [s.get("sample_extra", {}).get(key) for s in samples]
+        first = np.asarray(next(g for g in given if g is not None))
+        stacked = np.stack([np.zeros_like(first) if g is None else np.asarray(g, first.dtype) for g in given])
+        batch[key] = torch.from_numpy(stacked)
     if keep_meta:
         batch["meta"] = [s["meta"] for s in samples]
     return batch

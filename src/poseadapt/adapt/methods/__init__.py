@@ -21,7 +21,9 @@ from poseadapt.adapt.methods.head_only import HeadOnly
 from poseadapt.adapt.methods.head_then_full import HeadThenFull
 from poseadapt.adapt.methods.layer_decay import LayerDecay
 from poseadapt.adapt.methods.lora import Lora
+from poseadapt.adapt.methods.mean_teacher import MeanTeacher
 from poseadapt.adapt.methods.memory_replay import MemoryReplay
+from poseadapt.adapt.methods.prior import Prior
 from poseadapt.adapt.methods.rehearsal import Rehearsal
 from poseadapt.errors import PoseAdaptError
 
@@ -34,6 +36,8 @@ METHODS: dict[str, type[Method]] = {
     "lora": Lora,
     "rehearsal": Rehearsal,
     "memory_replay": MemoryReplay,
+    "prior": Prior,
+    "mean_teacher": MeanTeacher,
     "adversarial": Adversarial,
     "distill": Distill,
 }
