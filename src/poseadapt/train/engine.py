@@ -413,6 +413,11 @@ class Trainer:
         for section, key in RESUME_FIXED:
             before = saved.get(section, {}) if key is None else saved.get(section, {}).get(key)
             after = now.get(section, {}) if key is None else now[section].get(key)
+            if key is None and isinstance(before, dict) and isinstance(after, dict):
+                # a key a newer poseadapt added (absent from the saved recipe) changes nothing while at its default
+                defaults = type(self.recipe).model_fields[section].default
+                default = defaults.model_dump(mode="json", by_alias=True) if hasattr(defaults, "model_dump") else {}
+                after = {k: v for k, v in after.items() if k in before or v != default.get(k, object())}
             if before != after:
                 name = section if key is None else f"{section}.{key}"
                 raise PoseAdaptError(f"cannot resume {path}: recipe key '{name}' changed since it was saved")
