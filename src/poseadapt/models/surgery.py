@@ -182,20 +182,21 @@ def add_dataset(
     any head, is overwritten with that copy).
     """
     src = source_head or closest_head(model, schema)
-    out, report = swap_head(model, schema, source_head=src, keep_old=True, name=name, seed=seed)
     bb = model.config.backbone
-    index = len(out.head_names) - 1
-    if not bb.num_experts:
-        return out, report
-    src_index = model.head_index(src)
-    experts = max(bb.num_experts, index + 1)
-    grown = PoseModel(replace(out.config, backbone=replace(bb, num_experts=experts)), list(out.schemas))
-    state = out.state_dict()
-    with torch.no_grad():
-        for key in list(state):
-            marker = f".mlp.experts.{src_index}."
-            if marker in key:
-                state[key.replace(marker, f".mlp.experts.{index}.")] = state[key].clone()
-    grown.load_state_dict(state, strict=True)
-    grown.provenance = {**out.provenance, "added_dataset": {"head": report.new_head, "from": src, "expert": index}}
-    return grown.train(model.training), report
+    index = len(model.head_names)  # the new dataset's index
+    base = model
+    if bb.num_experts:
+        src_index = model.head_index(src)
+        cfg = replace(model.config, backbone=replace(bb, num_experts=max(bb.num_experts, index + 1)))
+        base = PoseModel(cfg, list(model.schemas))
+        state = model.state_dict()
+        with torch.no_grad():
+            for key in list(state):
+                if f".mlp.experts.{src_index}." in key:
+                    new_key = key.replace(f".mlp.experts.{src_index}.", f".mlp.experts.{index}.")
+                    state[new_key] = state[key].clone()
+        base.load_state_dict(state, strict=True)
+        base.provenance = dict(model.provenance)
+    out, report = swap_head(base, schema, source_head=src, keep_old=True, name=name, seed=seed)
+    out.provenance = {**out.provenance, "added_dataset": {"head": report.new_head, "from": src, "index": index}}
+    return out.train(model.training), report

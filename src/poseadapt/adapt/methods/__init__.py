@@ -23,7 +23,9 @@ from poseadapt.adapt.methods.layer_decay import LayerDecay
 from poseadapt.adapt.methods.lora import Lora
 from poseadapt.adapt.methods.mean_teacher import MeanTeacher
 from poseadapt.adapt.methods.memory_replay import MemoryReplay
+from poseadapt.adapt.methods.new_dataset import NewDataset
 from poseadapt.adapt.methods.prior import Prior
+from poseadapt.adapt.methods.prototypes import Prototypes
 from poseadapt.adapt.methods.rehearsal import Rehearsal
 from poseadapt.errors import PoseAdaptError
 
@@ -38,6 +40,8 @@ METHODS: dict[str, type[Method]] = {
     "memory_replay": MemoryReplay,
     "prior": Prior,
     "mean_teacher": MeanTeacher,
+    "new_dataset": NewDataset,
+    "prototypes": Prototypes,
     "adversarial": Adversarial,
     "distill": Distill,
 }

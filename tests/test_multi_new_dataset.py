@@ -1,0 +1,72 @@
+"""Fine-tune a ViTPose++-layout model (experts + one head per dataset) on a new dataset: a new head and expert,
+initialised from the closest dataset by shared keypoint names; the other datasets' outputs stay bit-identical."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from pathlib import Path
+
+import torch
+
+OLD = ["coco17", "aic14", "mpii16"]
+
+
+def vitpose_plus_tiny(path: Path):
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(
+        "vit_tiny", schema=OLD, head="simple", img_size=(64, 48), num_experts=3, head_names=["coco", "aic", "mpii"]
+    )
+    save_checkpoint(model, path)
+    return model.eval()
+
+
+def test_add_dataset_copies_closest_head_and_expert(tmp_path: Path) -> None:
+    from poseadapt.models.surgery import add_dataset, closest_head
+
+    model = vitpose_plus_tiny(tmp_path / "plus.safetensors")
+    assert closest_head(model, "infant21") == "coco"  # shares the most keypoint names
+    grown, report = add_dataset(model, "infant21")
+    assert grown.head_names == ["coco", "aic", "mpii", "infant21"] and grown.config.backbone.num_experts == 4
+    assert report.source_head == "coco" and ("left_knee", "left_knee") in report.carried
+    blk = grown.backbone.blocks[1].mlp
+    assert torch.equal(blk.experts[3].weight, blk.experts[0].weight)
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        for d in range(3):
+            assert torch.equal(grown.eval()(x, d), model(x, d))
+        new, old = grown(x, 3), model(x, 0)
+    schema = grown.schemas[3]
+    k_new, k_old = schema.keypoints.index("left_knee"), model.schemas[0].keypoints.index("left_knee")
+    torch.testing.assert_close(new[:, k_new], old[:, k_old])  # a shared keypoint starts where coco's was
+
+
+def test_finetune_new_dataset_keeps_the_others(tiny_recipe, cli_train, tmp_path: Path) -> None:
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    before = vitpose_plus_tiny(tmp_path / "plus.safetensors")
+    recipe = copy.deepcopy(tiny_recipe)
+    recipe["model"].update(
+        {"schema": [*OLD, "infant21"], "checkpoint": str(tmp_path / "plus.safetensors"), "input_size": [48, 64]}
+    )
+    recipe["data"] = {"train": {"synth": {"population": "infant", "view": "top", "n": 8, "size": 96, "seed": 5},
+                                "schema": "infant21"}}  # fmt: skip
+    recipe["schedule"]["epochs"] = 8
+    recipe["optim"]["lr"] = 3e-3
+    recipe["adapt"] = [{"new_dataset": {}}]
+    out = tmp_path / "run"
+    cli_train(recipe, out)
+    after = load_checkpoint(out / "final.safetensors").eval()
+    assert after.head_names == ["coco", "aic", "mpii", "infant21"]
+    torch.manual_seed(3)
+    x = torch.randn(3, 3, 64, 48)
+    with torch.no_grad():
+        for d in range(3):  # the other datasets: bit-identical
+            assert torch.equal(after(x, d), before(x, d)), d
+    changed = after.backbone.blocks[0].mlp.experts[3].weight != before.backbone.blocks[0].mlp.experts[0].weight
+    assert changed.any()  # the new expert trained
+    losses = [float(r["loss"]) for r in csv.DictReader((out / "train_log.csv").open())]
+    assert sum(losses[-4:]) < sum(losses[:4])  # and the new dataset is learnt
