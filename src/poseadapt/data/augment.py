@@ -34,6 +34,7 @@ __all__ = [
     "IMAGENET_STD",
     "CoarseOcclusion",
     "PhotometricDistortion",
+    "ProportionWarp",
     "RandomBBoxTransform",
     "RandomBlur",
     "RandomFlip",
@@ -480,6 +481,75 @@ class CoarseOcclusion(Transform):
         return sample
 
 
+class ProportionWarp(Transform):
+    """With probability `prob`, warp body proportions in the crop: limbs shortened or lengthened and the head
+    grown or shrunk around the skeleton (adult towards infant by default), keypoints moved with the pixels.
+
+    `target` names a preset of part ratios (`infant`, `adult`; see `poseadapt.data.proportion`), `ratios` overrides
+    parts (`head`, `upper_arm`, `forearm`, `hand`, `thigh`, `shin`, `foot`; 1 = unchanged). Each sample applies
+    `ratio ** t` with t ~ U(`strength`), so the recipe sees a spread between the two populations. The warp is a
+    moving-least-squares similarity deformation pinned at the crop's border (exact at the keypoints, smooth
+    elsewhere). Needs the schema's skeleton; a sample with fewer than 2 labelled keypoints is left alone. List it
+    after the crop and before ToTensor. The sample's `matrix` stays the affine crop (training only).
+    """
+
+    def __init__(
+        self,
+        prob: float = 0.5,
+        target: str = "infant",
+        ratios: Mapping[str, float] | None = None,
+        strength: Sequence[float] = (0.5, 1.0),
+        per_bone: int = 3,
+        step: int = 2,
+    ) -> None:
+        from poseadapt.data.proportion import PARTS, PROPORTIONS
+
+        self.prob = _check_prob("prob", prob)
+        if target not in PROPORTIONS:
+            raise ValueError(f"target must be one of {', '.join(PROPORTIONS)}, got {target!r}")
+        unknown = sorted(set(ratios or {}) - set(PARTS))
+        if unknown:
+            raise ValueError(f"ratios: unknown part(s) {unknown}; parts: {', '.join(PARTS)}")
+        merged = {**PROPORTIONS[target], **{k: float(v) for k, v in (ratios or {}).items()}}
+        if any(not 0.1 <= v <= 10.0 for v in merged.values()):
+            raise ValueError(f"ratios must lie in [0.1, 10], got {merged}")
+        self.target = target
+        self.ratios = merged
+        lo, hi = (float(v) for v in strength)
+        if not 0.0 <= lo <= hi <= 2.0:
+            raise ValueError(f"strength must satisfy 0 <= low <= high <= 2, got {list(strength)}")
+        self.strength = (lo, hi)
+        if per_bone < 0 or step < 1:
+            raise ValueError(f"per_bone must be >= 0 and step >= 1, got {per_bone} and {step}")
+        self.per_bone, self.step = int(per_bone), int(step)
+
+    def warp(self, sample: TopDownSample, t: float) -> TopDownSample:
+        """Apply the ratios raised to `t` (deterministic; `__call__` draws t)."""
+        from poseadapt.data import proportion as P
+
+        image = _require_uint8_crop(sample, "ProportionWarp")
+        schema, labelled = sample.schema, sample.visible
+        if labelled.sum() < 2 or not schema.skeleton:
+            return sample
+        ratios = {k: v**t for k, v in self.ratios.items()}
+        old = sample.keypoints[:, :2].copy()
+        new = P.proportion_targets(old, labelled, schema.keypoints, schema.skeleton, ratios)
+        index = {n: i for i, n in enumerate(schema.keypoints)}
+        edges = [(index[a], index[b]) for a, b in schema.skeleton if a in index and b in index]
+        size = (image.shape[1], image.shape[0])
+        src, dst = P.control_points(old, new, labelled, edges, size, self.per_bone)
+        sample.image = P.warp_image(image, P.mls_maps(dst, src, size, step=self.step))
+        kpts = sample.keypoints.copy()
+        kpts[labelled, :2] = new[labelled]
+        sample.keypoints = kpts
+        return sample
+
+    def __call__(self, sample: TopDownSample, rng: np.random.Generator) -> TopDownSample:
+        apply = rng.random() < self.prob
+        t = rng.uniform(*self.strength)
+        return self.warp(sample, t) if apply else sample
+
+
 def to_tensor(
     image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> np.ndarray:
@@ -529,6 +599,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
         PhotometricDistortion,
         RandomBlur,
         CoarseOcclusion,
+        ProportionWarp,
         ToTensor,
     )
 }
