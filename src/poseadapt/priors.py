@@ -3,11 +3,12 @@
 A `PosePrior` scores a pose (K, 2), in any frame (image pixels, crop pixels, heatmap cells), by an *energy*: 0 is
 the median training pose, higher is less plausible. Three parts, each in units of the training spread:
 
-1. **Bone-length ratios** (robust): the log length of every skeleton edge of the scale-normalised pose, against
-   its training median and spread; a Huber loss on the part beyond `bone_tolerance` spreads (a foreshortened limb
-   costs nothing; an arm twice the trunk does, linearly, so one wild keypoint cannot swamp the gradient).
+1. **Bone-length ratios** (robust): the log length of every skeleton edge relative to the pose's geometric-mean
+   bone length, against its training median and spread; a Huber loss on the part beyond `bone_tolerance` spreads,
+   summed over the edges (a foreshortened limb costs nothing; an arm twice the trunk does, linearly, so one wild
+   keypoint cannot swamp the gradient).
 2. **Joint-angle limits**: the interior angle at every joint two skeleton edges share, against the training
-   0.5 / 99.5 percentiles (2-D projections can bend far, so the limits are what the population showed).
+   0.5 / 99.5 percentiles (2-D projections can bend far, so the limits are what the population showed), summed.
 3. **A learned density** over normalised poses: each pose is centred, scaled to unit RMS radius and rotated onto
    the mean shape (2-D Procrustes, closed form), projected by PCA onto `dims` components, and scored by a
    Gaussian mixture there plus an isotropic Gaussian on the residual (a mixture of probabilistic PCAs in spirit).
@@ -92,10 +93,13 @@ def normalise(poses: Any, template: Any | None = None) -> Any:
     return xp.stack([cos * x - sin * y, sin * x + cos * y], axis=-1)
 
 
-def bone_log_lengths(c: Any, edges: np.ndarray) -> Any:
+def bone_log_ratios(c: Any, edges: np.ndarray) -> Any:
+    """Log length of every edge relative to the pose's geometric-mean bone length (one wild bone moves the
+    others' ratios by 1/E of its own deviation only)."""
     xp = _xp(c)
     d = c[..., edges[:, 0], :] - c[..., edges[:, 1], :]
-    return 0.5 * xp.log(xp.sum(d * d, axis=-1) + EPS)
+    logs = 0.5 * xp.log(xp.sum(d * d, axis=-1) + EPS)
+    return logs - xp.mean(logs, axis=-1, keepdims=True)
 
 
 def joint_angles(c: Any, triplets: np.ndarray) -> Any:
@@ -151,13 +155,13 @@ class PosePrior:
         c = normalise(poses, p["template"])
         out: dict[str, Any] = {}
         # bones: robust deviation of log lengths beyond the tolerance
-        z = xp.abs(bone_log_lengths(c, self.edges) - p["bone_mu"]) / p["bone_sd"]
-        out["bones"] = xp.mean(_huber(_relu(z - self.bone_tolerance, xp), xp), axis=-1)
+        z = xp.abs(bone_log_ratios(c, self.edges) - p["bone_mu"]) / p["bone_sd"]
+        out["bones"] = xp.sum(_huber(_relu(z - self.bone_tolerance, xp), xp), axis=-1)
         # angles: beyond the training limits, in training spreads
         if len(self.triplets):
             t = joint_angles(c, self.triplets)
             excess = (_relu(p["angle_lo"] - t, xp) + _relu(t - p["angle_hi"], xp)) / p["angle_sd"]
-            out["angles"] = xp.mean(_huber(excess, xp), axis=-1)
+            out["angles"] = xp.sum(_huber(excess, xp), axis=-1)
         else:
             out["angles"] = out["bones"] * 0.0
         # density: GMM in the PCA subspace + isotropic residual
@@ -329,7 +333,7 @@ def fit_prior(
     dims: int = 12,
     flip: bool = True,
     seed: int = 0,
-    bone_tolerance: float = 1.0,
+    bone_tolerance: float = 2.0,
     info: dict[str, Any] | None = None,
 ) -> PosePrior:
     """Fit a `PosePrior` to complete poses (N, K, 2) of one schema (see the module docstring).
@@ -369,9 +373,9 @@ def fit_prior(
     prec_chol = np.linalg.inv(chol).transpose(0, 2, 1)  # y = (z - mu) @ prec_chol: whitened
     log_det = -np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
 
-    logs = bone_log_lengths(aligned, edges)
+    logs = bone_log_ratios(aligned, edges)
     bone_mu = np.median(logs, axis=0)
-    bone_sd = np.maximum(1.4826 * np.median(np.abs(logs - bone_mu), axis=0), 0.02)
+    bone_sd = np.maximum(logs.std(axis=0), 0.02)  # foreshortening makes the tails heavy: the MAD would be too tight
     if len(triplets):
         ang = joint_angles(aligned, triplets)
         angle_lo, angle_hi = np.percentile(ang, 0.5, axis=0), np.percentile(ang, 99.5, axis=0)
