@@ -203,3 +203,35 @@ def test_missing_file_is_one_line_before_training(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err.strip()
     assert exc.value.code != 0 and len(err.splitlines()) == 1
     assert re.search(r"adapt\.0\.adversarial\.source\.ann': file not found", err), err
+
+
+SMALL_RUN = (
+    "train.batch_size=4", "train.workers=0", "train.device=cpu", "train.progress=false", "train.tensorboard=false",
+    "train.val_interval=0", "schedule.epochs=1", "schedule.warmup_iters=0", "data.train.0.synth.size=96",
+)  # fmt: skip
+
+
+def test_shipped_recipes_train(tmp_path: Path, cli_train) -> None:
+    """synth-infant-adversarial and its plain fine-tuning baseline, shrunk, from a tiny stand-in checkpoint."""
+    import yaml
+
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models import create_model
+    from poseadapt.train.recipe import recipe_text
+
+    ckpt = save_checkpoint(
+        create_model("vit_tiny", "coco17", "light", img_size=(128, 96)), tmp_path / "adult.safetensors"
+    )
+    for name in ("synth-infant-adversarial", "synth-infant-50-finetune"):
+        r = yaml.safe_load(recipe_text(name)[0])
+        assert r["model"]["checkpoint"] == "builtin:synthpose-vit-tiny"
+        sets = [*SMALL_RUN, f"model.checkpoint={ckpt}", "data.train.0.synth.n=6"]
+        if name == "synth-infant-adversarial":
+            key = "adapt.0.adversarial"
+            sets += [f"{key}.{role}.synth.{k}={v}" for role in ("source", "target_unlabelled") for k, v in
+                     (("n", 4), ("size", 96))]  # fmt: skip
+        else:
+            sets += ["train.samples_per_epoch=8"]
+        r.pop("out")
+        out = cli_train(r, tmp_path / name, *sets)
+        assert Path(out["final_checkpoint"]).is_file()

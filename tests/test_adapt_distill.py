@@ -188,3 +188,24 @@ def test_teacher_missing_or_mismatched_is_one_line(tmp_path: Path, teacher_ckpt:
         build_trainer(recipe_from_dict(other), tmp_path / "c")
     assert "\n" not in str(exc.value) and "must match" in str(exc.value)
     assert build_methods(recipe(teacher_ckpt)["adapt"])[0].name == "distill"
+
+
+def test_shipped_distill_recipes_train(tmp_path: Path, cli_train) -> None:
+    """synth-distill then synth-distill-stage2, shrunk, with a tiny stand-in teacher at the recipe's crop size."""
+    from poseadapt.train.recipe import recipe_text
+
+    teacher = save_checkpoint(
+        create_model("vit_tiny", "coco17", "light", img_size=(128, 96), embed_dim=96), tmp_path / "teacher.safetensors"
+    )
+    small = ["train.batch_size=4", "train.workers=0", "train.device=cpu", "train.progress=false",
+             "train.tensorboard=false", "train.val_interval=0", "schedule.epochs=2", "schedule.warmup_iters=0",
+             "data.train.0.synth.n=8", "data.train.0.synth.size=96"]  # fmt: skip
+    r1 = yaml.safe_load(recipe_text("synth-distill")[0])
+    assert r1["adapt"][0]["distill"]["teacher"] == "builtin:synthpose-vit-tiny"
+    r1.pop("out")
+    s1 = cli_train(r1, tmp_path / "s1", *small, f"adapt.0.distill.teacher={teacher}")
+    r2 = yaml.safe_load(recipe_text("synth-distill-stage2")[0])
+    r2.pop("out")
+    s2 = cli_train(r2, tmp_path / "s2", *small, f"model.checkpoint={s1['final_checkpoint']}")
+    assert Path(s2["final_checkpoint"]).is_file()
+    assert count_flops(load_checkpoint(s2["final_checkpoint"])) < count_flops(load_checkpoint(teacher))
