@@ -14,12 +14,12 @@ SCHEMAS = ["coco17", "mpii16", "aic14"]
 SMALL = {"dim": 8, "channels": 16, "hidden": 8, "clusters": 8, "momentum": 0.9, "max_pixels": 256}
 
 
-def posebh_recipe(tiny: dict[str, Any], **options: Any) -> dict[str, Any]:
+def posebh_recipe(tiny: dict[str, Any], n: int = 6, **options: Any) -> dict[str, Any]:
     r = copy.deepcopy(tiny)
     r["model"].update({"schema": SCHEMAS, "experts": 3, "head": "simple"})
     r["data"] = {
         "train": [
-            {"synth": {"population": "adult", "n": 6, "size": 96, "seed": 20 + i}, "schema": s}
+            {"synth": {"population": "adult", "n": n, "size": 96, "seed": 20 + i}, "schema": s}
             for i, s in enumerate(SCHEMAS)
         ]
     }
@@ -62,12 +62,12 @@ def test_three_stages_clusters_and_css(tiny_recipe, cli_train, tmp_path: Path) -
 
 
 def test_resume_inside_stage_two_is_exact(tiny_recipe, cli_train, tmp_path: Path) -> None:
-    recipe = posebh_recipe(tiny_recipe, stages=[1, 3])
-    recipe["schedule"]["epochs"] = 3
-    recipe["train"]["batch_size"] = 3  # 6 steps per epoch
+    recipe = posebh_recipe(tiny_recipe, n=2, stages=[1, 3])
+    recipe["schedule"]["epochs"] = 2
+    recipe["train"]["batch_size"] = 2  # 3 steps per epoch
     full, part = tmp_path / "full", tmp_path / "part"
     cli_train(recipe, full)
-    cli_train(recipe, part, "train.max_iters=9")  # stopped in the middle of epoch 1 (stage 2)
+    cli_train(recipe, part, "train.max_iters=4")  # stopped in the middle of epoch 1 (stage 2)
     stopped = torch.load(part / "last.pt", weights_only=True)
     assert stopped["epoch"] == 1 and stopped["methods"]["adapt.0.prototypes"]["stage"] == 2
     assert stopped["methods"]["adapt.0.prototypes"]["clusters"] is not None
