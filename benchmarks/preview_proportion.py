@@ -18,7 +18,7 @@ from poseadapt.data.topdown import box_to_center_scale
 from poseadapt.schemas import get_schema
 from poseadapt.synth import render_dataset
 
-INPUT = (192, 256)  # (w, h) of the crops shown
+INPUT = (144, 192)  # (w, h) of the crops shown
 
 
 def crops(population: str, view: str, n: int, seed: int) -> list[TopDownSample]:
