@@ -275,24 +275,21 @@ def methods(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")
 # ---------------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo(
-    quick: Annotated[
-        bool, typer.Option("--quick", help="A small run (under 3 minutes on 2 CPU cores) instead of the full one.")
-    ] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="A small run (about 2 minutes on 2 CPU cores).")] = False,
     out: Annotated[
-        Path, typer.Option("--out", help="Output folder: report.md, plots, demo_summary.json, data/, runs/.")
+        Path, typer.Option("--out", help="Output folder: report.html, report.md, plots, summary.json, data/, runs/.")
     ] = Path("demo_out"),
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option("--cache-dir", help="Where the adult model is cached (default ~/.cache/poseadapt/demo)."),
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither read nor fill the cache: always pre-train.")
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch", help="Pre-train a small model on rendered adults first, instead of the built-in."
+        ),
     ] = False,
 ) -> None:
-    """Synthetic adults -> infants: pre-train, measure the domain gap, fine-tune four ways, print and report."""
+    """Adapt the built-in foundation model to infants four ways; compare every model on three test sets."""
     from poseadapt.cli import demo_cmd
 
-    demo_cmd.run(quick, out, cache_dir, no_cache)
+    demo_cmd.run(quick, out, from_scratch)
 
 
 # ---------------------------------------------------------------------------------------------- compare, sigmas

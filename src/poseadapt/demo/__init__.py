@@ -1,12 +1,12 @@
-"""`poseadapt demo`: synthetic adults -> infants, end to end (render, pre-train, fine-tune four ways, report).
+"""`poseadapt demo`: the foundation model adapted to infants four ways, compared on three test sets.
 
     from poseadapt.demo import run_demo
     summary = run_demo(Path("demo_out"), quick=True)
 
-`settings` (what is rendered and trained), `data` (rendering), `training` (recipes for the engine),
-`evaluation` (scoring across schemas), `pipeline` (the steps), `report` / `outputs` (plots, report.md, JSON).
+`settings` (what is rendered and trained), `data` (rendering), `pipeline` (the steps). Training is the shipped
+recipe `demo-infant` run by the engine; the report is `poseadapt compare`'s.
 """
 
-from poseadapt.demo.pipeline import default_cache_dir, run_demo
+from poseadapt.demo.pipeline import run_demo
 
-__all__ = ["default_cache_dir", "run_demo"]
+__all__ = ["run_demo"]

@@ -1,4 +1,4 @@
-"""Step 1 of the demo: render the adult and infant sets to disk, once.
+"""Step 1 of the demo: render the infant and test sets to disk, once.
 
 Each set is written with `poseadapt.synth.write_dataset` in both schemas the demo compares on (coco17, and the
 infant schema infant21), so a model is always scored against labels in its own schema and, for comparisons
@@ -9,7 +9,6 @@ the folder name (population, view, count, seed, size) says exactly what is insid
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,38 +42,12 @@ def is_complete(rs: RenderedSet) -> bool:
     return all(p.is_file() for p in rs.annotations.values()) and rs.images.is_dir()
 
 
-def render_sets(
-    data_dir: Path,
-    specs: list[DataSpec],
-    size: int,
-    *,
-    workers: int = 2,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> list[RenderedSet]:
-    """Render every set not yet on disk; `progress(name, done, total)` after each image."""
+def render_set(data_dir: Path, spec: DataSpec, size: int, *, workers: int = 2) -> RenderedSet:
+    """Render the set unless it is on disk already (rendering is deterministic: the folder name says it all)."""
     from poseadapt.synth import write_dataset
 
-    out = []
-    for spec in specs:
-        rs = rendered_set(data_dir, spec, size)
-        if not is_complete(rs):
-
-            def report(done: int, spec: DataSpec = spec) -> None:
-                if progress is not None:
-                    progress(spec.name, done, spec.n)
-
-            write_dataset(
-                rs.root,
-                spec.population,
-                view=spec.view,
-                n=spec.n,
-                size=size,
-                seed=spec.seed,
-                schemas=list(SCHEMAS),
-                workers=workers,
-                progress=report,
-            )
-        elif progress is not None:
-            progress(spec.name, spec.n, spec.n)
-        out.append(rs)
-    return out
+    rs = rendered_set(data_dir, spec, size)
+    if not is_complete(rs):
+        write_dataset(rs.root, spec.population, view=spec.view, n=spec.n, size=size, seed=spec.seed,
+                      schemas=list(SCHEMAS), workers=workers)  # fmt: skip
+    return rs

@@ -176,6 +176,7 @@ class Trainer:
         self.depth = backbone_depth(self.module)
         self.apply_parameter_choice(0)
         self.step_module: nn.Module = ModelWithLosses(self.module, self.loss_terms, self.methods)
+        self.aux = self.step_module.aux  # the methods' auxiliary modules (also inside the DDP wrapper later)
         self.step_module.to(self.device)  # modules methods added (adapters, classifiers) join the device
         self.wrapped_trainable: tuple[str, ...] | None = None  # the trainable set DDP was wrapped with
         self.optimizer = self.build_optimizer()
@@ -210,7 +211,7 @@ class Trainer:
         o, depth, chooser = self.recipe.optim, self.depth, self.chooser
         named = [(n, p) for n, p in self.module.named_parameters() if chooser is None or chooser.ever_trains(n, depth)]
         extra = list(self.loss_terms.named_parameters(prefix="loss_terms"))
-        extra += list(self.step_module.aux.named_parameters(prefix="aux"))
+        extra += list(self.aux.named_parameters(prefix="aux"))
         scale = None if chooser is None else functools.partial(chooser.lr_scale, depth=depth)
         groups = param_groups(named + extra, o.lr, o.weight_decay, o.layer_decay, depth, lr_scale=scale)
         for g in groups:
@@ -365,6 +366,7 @@ class Trainer:
             "epoch_iteration": self.epoch_iteration,
             "model": self.module.state_dict(),
             "loss_terms": self.loss_terms.state_dict(),
+            "aux": self.aux.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "sampler": {**self.sampler.state_dict(), "start": self.epoch_iteration * self.batch_size},
@@ -392,6 +394,7 @@ class Trainer:
         try:
             self.module.load_state_dict(state["model"])
             self.loss_terms.load_state_dict(state["loss_terms"])
+            self.aux.load_state_dict(state.get("aux", {}))
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0]
