@@ -4,7 +4,8 @@
 
 Source: a coco17 model of adults. Target: older adults labelled in `body13` (coco17 without eyes and ears), the
 situation of a clinical set that never labelled the face. Both runs compose `lora` + `rehearsal` (adults, labelled
-in body13 too, so no label of eyes or ears reaches training) + `memory_replay`, so both export a union head (body13 + eyes + ears) that `poseadapt eval` scores:
+in body13 too, so no label of eyes or ears reaches training) + `memory_replay`, so both export a union head
+(body13 + eyes + ears) that `poseadapt eval` scores:
 - with memory replay: the frozen source model's confident predictions supervise eyes and ears;
 - without (`memory_replay: {weight: 0}`): the same union head, nothing supervises eyes and ears.
 Scored with `poseadapt eval` on adults of every view (fresh renders) restricted to eyes and ears ("face4"), and on

@@ -1,0 +1,62 @@
+"""The numbers of docs/MODEL_CARD.md: the built-in foundation model on fresh renders of seeds training never used.
+
+    .venv/bin/python benchmarks/foundation_model_card.py [--model builtin:synthpose-vit-tiny] [--n 300]
+
+Renders each population/view test set with `poseadapt synth` (seeds 7001-7006; pre-training streams seed 0 and
+validates on seed 90001), then scores the model with `poseadapt compare` (GT boxes, flip test, coco17 keypoints,
+OKS AP with a 95% bootstrap interval over images) and prints the markdown table the model card quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SETS = {  # name -> (population, view, seed)
+    "adults, every view": ("adult", "random", 7001),
+    "adults, front": ("adult", "front", 7006),
+    "infants, top (zero-shot)": ("infant", "top", 7002),
+    "infants, diagonal (zero-shot)": ("infant", "diagonal", 7005),
+    "older adults, every view": ("elderly", "random", 7003),
+    "wheelchair users, every view": ("wheelchair", "random", 7004),
+}
+
+
+def poseadapt(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "poseadapt.cli.main", *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"poseadapt {' '.join(args)}: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="builtin:synthpose-vit-tiny")
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--out", type=Path, default=Path("bench_out/model_card"))
+    args = ap.parse_args()
+    tests = []
+    for name, (pop, view, seed) in SETS.items():
+        folder = args.out / "data" / f"{pop}_{view}_{seed}_{args.n}"
+        ann = folder / "annotations" / f"{pop}_coco17.json"
+        if not ann.is_file():
+            poseadapt("synth", "--population", pop, "--view", view, "--n", str(args.n), "--seed", str(seed),
+                      "--size", "256", "--out", str(folder))  # fmt: skip
+        tests += ["--test", f"{name}={ann}:{folder / 'images'}"]
+    summary = json.loads(poseadapt("compare", "--model", f"model={args.model}", *tests,
+                                   "--out", str(args.out / "compare"), "--json"))  # fmt: skip
+    print("| test set (coco17, GT boxes, flip test) | images | AP [95% interval] | AP50 | AR |")
+    print("|---|---|---|---|---|")
+    for r in summary["results"]:
+        lo, hi = r["AP_ci"]
+        print(
+            f"| {r['test']} | {r['images']} | {100 * r['AP']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | "
+            f"{100 * r['AP50']:.1f} | {100 * r['AR']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
