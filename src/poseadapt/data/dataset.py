@@ -32,7 +32,8 @@ ImageSource = str | Path | Callable[[int], np.ndarray]
 class KeypointEncoder(Protocol):
     """What the dataset needs from a codec (UDPHeatmap, MSRAHeatmap, SimCC)."""
 
-    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[Any, np.ndarray]: ...
+    def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[Any, ...]:
+        """-> (target, ..., weights): one target array (heatmaps) or several (SimCC's x and y labels)."""
 
 
 class TopDownDataset:
@@ -41,7 +42,8 @@ class TopDownDataset:
     Training mode skips crowd annotations and those with no labelled keypoint (they carry no target); eval mode
     keeps every non-crowd annotation, since each needs a prediction. `transforms` defaults to the ViTPose recipe
     in training and to none in eval. Each item is a dict: `image` (uint8 HWC RGB crop, or float32 CHW when the
-    transforms end with ToTensor), `target` and `target_weight` (codec weights x labelled), `keypoints` (K, 3:
+    transforms end with ToTensor), `target` (heatmaps, or a tuple of arrays when the codec encodes several: SimCC's x
+    and y labels) and `target_weight` (codec weights x labelled), `keypoints` (K, 3:
     x, y in input pixels and the original v) and `meta` (ids, centre, scale, rotation, flip, the 2x3 matrix from
     image to input pixels).
     """
@@ -115,10 +117,10 @@ class TopDownDataset:
         sample = run_transforms(sample, [*box, *pixel], rng, self.input_size)
 
         visible = (sample.keypoints[:, 2] > 0).astype(np.float32)
-        target, weights = self.codec.encode(sample.keypoints[:, :2], visible)
+        *targets, weights = self.codec.encode(sample.keypoints[:, :2], visible)
         return {
             "image": sample.image,
-            "target": target,
+            "target": targets[0] if len(targets) == 1 else tuple(targets),  # SimCC: (x labels, y labels)
             "target_weight": (np.asarray(weights, dtype=np.float32) * visible).astype(np.float32),
             "keypoints": sample.keypoints.astype(np.float32),
             "meta": {

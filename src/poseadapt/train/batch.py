@@ -27,14 +27,22 @@ def _pad_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _stack_targets(targets: Sequence[Any]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """Per-sample targets -> one float32 tensor, or a tuple of them when each target is a tuple (SimCC x, y)."""
+    if isinstance(targets[0], tuple | list):
+        parts = zip(*targets, strict=True)
+        return tuple(torch.from_numpy(_pad_stack([np.asarray(t, dtype=np.float32) for t in p])) for p in parts)
+    return torch.from_numpy(_pad_stack([np.asarray(t, dtype=np.float32) for t in targets]))
+
+
 def collate(samples: Sequence[dict[str, Any]], keep_meta: bool = False) -> dict[str, Any]:
-    """Samples -> a batch of tensors (`image` uint8 or float as produced, `target`, `target_weight`,
+    """Samples -> a batch of tensors (`image` uint8 or float as produced, `target` (a tuple for SimCC), `target_weight`,
     `dataset_index`); `keep_meta` also keeps each sample's `meta` dict in a list (validation needs it)."""
     images = [s["image"] for s in samples]
     image = torch.stack(images) if isinstance(images[0], torch.Tensor) else torch.from_numpy(np.stack(images))
     batch: dict[str, Any] = {
         "image": image,
-        "target": torch.from_numpy(_pad_stack([np.asarray(s["target"], dtype=np.float32) for s in samples])),
+        "target": _stack_targets([s["target"] for s in samples]),
         "target_weight": torch.from_numpy(_pad_stack([np.asarray(s["target_weight"], np.float32) for s in samples])),
         "dataset_index": torch.tensor([int(s.get("dataset_index", 0)) for s in samples], dtype=torch.long),
     }
@@ -71,8 +79,16 @@ def collate_eval(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors to `device` (non-blocking from pinned memory); other entries unchanged."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """Tensors (and tuples of tensors: SimCC targets) to `device`, non-blocking from pinned memory; others as is."""
+
+    def move(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v.to(device, non_blocking=True)
+        if isinstance(v, tuple) and v and all(isinstance(t, torch.Tensor) for t in v):
+            return tuple(t.to(device, non_blocking=True) for t in v)
+        return v
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 def model_input(images: torch.Tensor, model: Any) -> torch.Tensor:

@@ -20,6 +20,7 @@ from poseadapt.errors import DataError, PoseAdaptError, SchemaError
 from poseadapt.train.engine import STATE_FILE, Trainer, TrainResult
 from poseadapt.train.hooks import Hook
 from poseadapt.train.logging import LogHook, ProgressHook
+from poseadapt.train.losses import supervised_loss
 from poseadapt.train.recipe import DataSource, Recipe, dump_recipe, format_validation_error
 from poseadapt.train.sampler import MixedDataset, mix_counts
 
@@ -103,8 +104,6 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
         )
     if m.grad_checkpointing:
         model.backbone.set_grad_checkpointing(True)
-    if model.config.codec.get("type") == "SimCC":
-        raise PoseAdaptError("recipe key 'model.head': training SimCC heads is not supported yet (use a heatmap head)")
     return model.train(), source
 
 
@@ -340,7 +339,8 @@ def build_trainer(
 
     out.mkdir(parents=True, exist_ok=True)
     data = MixedDataset([*datasets, *(s.dataset for s in streams)], [*heads, *(s.head for s in streams)])
-    trainer = Trainer(recipe, model, data, out, ratios=ratios, hooks=all_hooks, methods=methods)
+    loss = supervised_loss(model.config.codec.get("type"))  # MSE on heatmaps, RTMPose's KL on SimCC labels
+    trainer = Trainer(recipe, model, data, out, ratios=ratios, loss_terms=[loss], hooks=all_hooks, methods=methods)
     if trainer.dist.is_main:
         _write_text(out / "recipe.yaml", dump_recipe(recipe))
     return trainer

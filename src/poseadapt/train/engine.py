@@ -172,6 +172,7 @@ class Trainer:
         self.stop_requested = False
         torch.manual_seed(t.seed + self.dist.rank)  # drop-path masks differ per rank, reproducibly
 
+        self.saved_iteration: int | None = None  # the iteration last.pt holds (the NaN guard names it)
         self.call("setup")
         self.depth = backbone_depth(self.module)
         self.apply_parameter_choice(0)
@@ -292,6 +293,7 @@ class Trainer:
         if self.recipe.train.grad_clip:
             params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.recipe.train.grad_clip).detach()
+        self.stop_if_not_finite(loss, losses)
         self.optimizer.step()
         self.scheduler.step()
         detached = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items() if len(losses) > 1}}
@@ -308,6 +310,28 @@ class Trainer:
         if not self.dist.enabled:
             return
         plain = ModelWithLosses(self.module, self.loss_terms, self.methods)
+    def stop_if_not_finite(self, loss: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        """A NaN or infinite loss stops training before it reaches the weights, with one line naming the iteration;
+        nothing is saved, so `last.pt` keeps the last good state. Under DDP every rank stops at the same step."""
+        bad = not bool(torch.isfinite(loss.detach()))
+        if self.dist.enabled:
+            bad = distributed.any_rank(bad, self.device)
+        if not bad:
+            return
+        terms = [k for k, v in losses.items() if not bool(torch.isfinite(v.detach()).all())]
+        which = f" (term{'s' if len(terms) > 1 else ''} {', '.join(terms)})" if terms else " (on another process)"
+        kept = (
+            f"{self.out_dir / STATE_FILE} keeps iteration {self.saved_iteration}"
+            if self.saved_iteration is not None
+            else "no checkpoint was saved before it"
+        )
+        if self.logger is not None:
+            self.logger.close()
+        raise PoseAdaptError(
+            f"training stopped at iteration {self.iteration + 1}: the loss is {loss.detach().float().item()}{which}; "
+            f"{kept} (lower optim.lr, set train.grad_clip, or check the data)"
+        )
+
         self.wrapped_trainable = trainable_names(self.module)
         find_unused = len(getattr(self.module, "heads", ())) > 1 or self.recipe.train.find_unused_parameters
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -387,6 +411,7 @@ class Trainer:
         state = load_train_state(path, map_location=self.device)
         self._check_same_run(state.get("recipe", {}), path)
         if state["world_size"] != self.dist.world_size:
+        self.saved_iteration = self.iteration
             raise PoseAdaptError(
                 f"{path} was saved by {state['world_size']} process(es); resume it with the same number "
                 f"(this run has {self.dist.world_size})"
@@ -407,6 +432,7 @@ class Trainer:
                 hook.load_state_dict(state["hooks"][hook.name])
         for method in self.methods:
             method.load_state_dict(state.get("methods", {}).get(method.key, {}))
+        self.saved_iteration = self.iteration
         restore_rng(state["rng"][self.dist.rank])
 
     def _check_same_run(self, saved: dict[str, Any], path: Path) -> None:

@@ -68,3 +68,54 @@ class HeatmapMSE(LossTerm):
         if outputs.shape != target.shape:
             raise ValueError(f"model output {tuple(outputs.shape)} does not match the targets {tuple(target.shape)}")
         return keypoint_mse(outputs, target, batch["target_weight"], batch.get("num_keypoints"))
+
+
+def kl_discret_loss(
+    pred: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor],
+    target: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor],
+    weight: torch.Tensor | None = None,
+    beta: float = 10.0,
+    label_beta: float = 10.0,
+    label_softmax: bool = True,
+) -> torch.Tensor:
+    """MMPose 1.x `KLDiscretLoss` (RTMPose: beta=10, label_softmax=True, use_target_weight=True).
+
+    For each axis: KL(q || softmax(beta * logits)) with q = softmax(label_beta * label) (label smoothing of the
+    Gaussian labels) or the label itself, averaged over bins, times the keypoint weight; summed over both axes,
+    samples and keypoints, divided by K. As in the reference, the loss is summed (not averaged) over the batch.
+    pred, target: (x (B, K, Wx), y (B, K, Wy)); weight: (B, K).
+    """
+    k = pred[0].shape[1]
+    total = pred[0].new_zeros((), dtype=torch.float32)
+    for p, t in zip(pred, target, strict=True):
+        if p.shape != t.shape:
+            raise ValueError(f"SimCC output {tuple(p.shape)} does not match the targets {tuple(t.shape)}")
+        log_p = torch.log_softmax(p.float() * beta, dim=-1)
+        q = torch.softmax(t.float() * label_beta, dim=-1) if label_softmax else t.float()
+        kl = torch.nn.functional.kl_div(log_p, q, reduction="none").mean(dim=-1)  # (B, K)
+        if weight is not None:
+            kl = kl * weight.float()
+        total = total + kl.sum()
+    return total / k
+
+
+class SimCCKL(LossTerm):
+    """The supervised SimCC loss (`kl_discret_loss`, RTMPose's settings) against the codec's (x, y) labels."""
+
+    name = "kl"
+
+    def __init__(self, weight: float = 1.0, beta: float = 10.0, label_beta: float = 10.0) -> None:
+        super().__init__(weight)
+        self.beta = float(beta)
+        self.label_beta = float(label_beta)
+
+    def forward(self, batch: Mapping[str, Any], outputs: Any) -> torch.Tensor:
+        target = batch["target"]
+        if not isinstance(outputs, tuple | list) or not isinstance(target, tuple | list):
+            raise ValueError("SimCC loss: the model output and the targets must both be (x, y) pairs")
+        return kl_discret_loss(outputs, target, batch["target_weight"], self.beta, self.label_beta)
+
+
+def supervised_loss(codec_type: str | None) -> LossTerm:
+    """The supervised loss for a model's codec: KL on SimCC labels, else MSE on heatmaps."""
+    return SimCCKL() if codec_type == "SimCC" else HeatmapMSE()
