@@ -170,9 +170,9 @@ class Trainer:
             self.total_iters = min(self.total_iters, t.max_iters)
         self.iteration = self.epoch = self.epoch_iteration = 0
         self.stop_requested = False
+        self.saved_iteration: int | None = None  # the iteration last.pt holds (the NaN guard names it)
         torch.manual_seed(t.seed + self.dist.rank)  # drop-path masks differ per rank, reproducibly
 
-        self.saved_iteration: int | None = None  # the iteration last.pt holds (the NaN guard names it)
         self.call("setup")
         self.depth = backbone_depth(self.module)
         self.apply_parameter_choice(0)
@@ -287,13 +287,13 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             losses = self.step_module(x, batch)
         loss = sum(losses.values())
+        self.stop_if_not_finite(loss, losses)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = None
         if self.recipe.train.grad_clip:
             params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.recipe.train.grad_clip).detach()
-        self.stop_if_not_finite(loss, losses)
         self.optimizer.step()
         self.scheduler.step()
         detached = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items() if len(losses) > 1}}
@@ -304,12 +304,6 @@ class Trainer:
                 self.log_metrics(extra, kind="adapt")
         return {"losses": detached, "lr": lr, "grad_norm": grad_norm, "batch_size": x.shape[0]}
 
-    def wrap_ddp(self) -> None:
-        """Under DDP, (re)wrap model + loss terms + auxiliary modules. DDP fixes the set of trainable parameters
-        when it wraps, so `start_epoch` calls this again whenever that set changes."""
-        if not self.dist.enabled:
-            return
-        plain = ModelWithLosses(self.module, self.loss_terms, self.methods)
     def stop_if_not_finite(self, loss: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
         """A NaN or infinite loss stops training before it reaches the weights, with one line naming the iteration;
         nothing is saved, so `last.pt` keeps the last good state. Under DDP every rank stops at the same step."""
@@ -332,6 +326,12 @@ class Trainer:
             f"{kept} (lower optim.lr, set train.grad_clip, or check the data)"
         )
 
+    def wrap_ddp(self) -> None:
+        """Under DDP, (re)wrap model + loss terms + auxiliary modules. DDP fixes the set of trainable parameters
+        when it wraps, so `start_epoch` calls this again whenever that set changes."""
+        if not self.dist.enabled:
+            return
+        plain = ModelWithLosses(self.module, self.loss_terms, self.methods)
         self.wrapped_trainable = trainable_names(self.module)
         find_unused = len(getattr(self.module, "heads", ())) > 1 or self.recipe.train.find_unused_parameters
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -405,13 +405,13 @@ class Trainer:
         rngs = distributed.gather_objects(capture_rng())
         if self.dist.is_main:
             save_train_state({**self.state_dict(), "rng": rngs}, self.out_dir / STATE_FILE)
+        self.saved_iteration = self.iteration
         self.barrier()
 
     def load_state(self, path: Path) -> None:
         state = load_train_state(path, map_location=self.device)
         self._check_same_run(state.get("recipe", {}), path)
         if state["world_size"] != self.dist.world_size:
-        self.saved_iteration = self.iteration
             raise PoseAdaptError(
                 f"{path} was saved by {state['world_size']} process(es); resume it with the same number "
                 f"(this run has {self.dist.world_size})"
@@ -426,13 +426,13 @@ class Trainer:
             raise PoseAdaptError(f"{path} does not match this recipe's model or optimizer: {first}") from None
         self.scheduler.load_state_dict(state["scheduler"])
         self.iteration, self.epoch = state["iteration"], state["epoch"]
+        self.saved_iteration = self.iteration
         self.epoch_iteration = state["epoch_iteration"]
         for hook in self.hooks:
             if hook.name in state["hooks"]:
                 hook.load_state_dict(state["hooks"][hook.name])
         for method in self.methods:
             method.load_state_dict(state.get("methods", {}).get(method.key, {}))
-        self.saved_iteration = self.iteration
         restore_rng(state["rng"][self.dist.rank])
 
     def _check_same_run(self, saved: dict[str, Any], path: Path) -> None:
