@@ -62,9 +62,46 @@ def read_boxes_by_file(path: Path) -> dict[str, list[list[float]]]:
     return out
 
 
+def image_ids_from_ann(ann: Path, images: list[Path]) -> tuple[dict[Path, int], int | None]:
+    """The ground truth's `image_id` of every image (matched by its file_name, or by base name when unique), and
+    the file's keypoint category id; one line naming the first image the file does not list."""
+    from poseadapt.errors import DataError
+
+    data = _read_json(ann, "annotation file")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DataError(f"{ann}: not a COCO annotation file (no 'images' list)")
+    by_name: dict[str, int] = {}
+    by_base: dict[str, list[int]] = {}
+    for im in data["images"]:
+        if isinstance(im, dict) and isinstance(im.get("file_name"), str) and isinstance(im.get("id"), int):
+            by_name[im["file_name"]] = im["id"]
+            by_base.setdefault(Path(im["file_name"]).name, []).append(im["id"])
+    ids: dict[Path, int] = {}
+    for path in images:
+        found = next((by_name[k] for k in (str(path), path.as_posix()) if k in by_name), None)
+        if found is None:
+            tail = [i for k, i in by_name.items() if path.as_posix().endswith("/" + k)]
+            base = by_base.get(path.name, [])
+            found = tail[0] if len(tail) == 1 else base[0] if len(base) == 1 else None
+        if found is None:
+            raise DataError(f"--ann {ann}: lists no image '{path.name}' (of {len(images)} images to predict)")
+        ids[path] = found
+    cats = [c for c in data.get("categories") or [] if isinstance(c, dict) and c.get("keypoints")]
+    return ids, (int(cats[0]["id"]) if cats and isinstance(cats[0].get("id"), int) else None)
+
+
 def predict_cmd(
-    checkpoint: Path, inputs: list[Path], boxes: Path | None, out: Path, head: str | None, flip: bool, json_out: bool
+    checkpoint: Path,
+    inputs: list[Path],
+    boxes: Path | None,
+    out: Path,
+    head: str | None,
+    flip: bool,
+    json_out: bool,
+    ann: Path | None = None,
 ) -> None:
+    """`image_id`s: the ground truth's with `ann` (matched by file name), else 1..N in sorted file-name order
+    (each row also carries its `file_name`); scoring 1..N ids against a file with other ids would be wrong."""
     import cv2
     import numpy as np
 
@@ -83,10 +120,15 @@ def predict_cmd(
 
     images = _collect_images(inputs)
     box_map = read_boxes_by_file(boxes) if boxes else None
+    if ann is not None:
+        id_of, category_id = image_ids_from_ann(ann, images)
+    else:
+        id_of, category_id = {path: i for i, path in enumerate(images, start=1)}, None
     model = load_checkpoint(checkpoint)
     schema = model.schemas[model.head_index(head) if head else 0]
     ids, rows, names = [], [], {}
-    for image_id, path in enumerate(images, start=1):
+    for path in images:
+        image_id = id_of[path]
         names[image_id] = path.name
         if box_map is not None:
             found = box_map.get(path.name, [])
@@ -97,11 +139,14 @@ def predict_cmd(
         rows += found
     table = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
     people = People(np.asarray(ids, dtype=np.int64), table[:, :4], table[:, 4], detected=box_map is not None)
-    paths = dict(enumerate(images, start=1))
+    paths = {id_of[path]: path for path in images}
+    if len(paths) != len(images):
+        raise PoseAdaptError(f"--ann {ann}: two of the images to predict map to the same image_id")
     progress = progress_callback(len(images), "predicting")
     preds = predict_people(
-        model, people, lambda i: read_image(paths[i]), head=head, flip_test=flip, nms_threshold=None, progress=progress
-    )
+        model, people, lambda i: read_image(paths[i]), head=head, flip_test=flip, nms_threshold=None, progress=progress,
+        **({} if category_id is None else {"category_id": category_id}),
+    )  # fmt: skip
     keep = np.arange(len(preds))
     if people.detected and len(preds):
         keep = oks_nms(preds, people.boxes[:, 2] * people.boxes[:, 3], schema.sigmas, OKS_NMS_THRESHOLD)
@@ -129,6 +174,11 @@ def predict_cmd(
             f"{summary['instances']} poses in {summary['images']} images -> {summary['results']} "
             f"(overlays in {summary['overlays']})\n"
         )
+        if ann is None:
+            sys.stderr.write(
+                "note: image_id 1..N follows the sorted file names (results.json rows carry file_name too); "
+                "pass --ann GT.json to use the ground truth's ids before scoring against it\n"
+            )
 
 
 def eval_cmd(

@@ -211,12 +211,23 @@ def predict(
     ] = None,
     head: Annotated[str | None, typer.Option("--head", help="Head (dataset) to use; default the first.")] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test (average with the mirrored crop).")] = True,
+    ann: Annotated[
+        Path | None,
+        typer.Option(
+            "--ann",
+            help="COCO file listing these images: results use its image_ids (default: 1..N by sorted file name).",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton."""
+    """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton.
+
+    Without --ann, image_id numbers the images 1..N in sorted file-name order; score results.json against a
+    ground-truth file only with --ann (or use `poseadapt eval`).
+    """
     from poseadapt.cli import inference_cmd
 
-    inference_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out)
+    inference_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann)
 
 
 @app.command("eval")

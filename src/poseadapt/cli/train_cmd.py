@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def default_out(recipe_arg: str) -> Path:
     """runs/<recipe name> when neither --out nor the recipe's `out` says where."""
     return Path("runs") / Path(recipe_arg).stem
+
+
+def reached_epoch(result: Any) -> int:
+    """The epoch the run ended in, counted as the progress display counts it (a partial last epoch counts)."""
+    if not result.iters_per_epoch:
+        return int(result.epoch)
+    return -(-int(result.iteration) // int(result.iters_per_epoch))
 
 
 def run(recipe_arg: str, overrides: list[str], out: Path | None, resume: bool, json_out: bool) -> None:
@@ -42,7 +50,8 @@ def run(recipe_arg: str, overrides: list[str], out: Path | None, resume: bool, j
     elif result.status == "completed":
         best = f", best val AP {result.best_ap:.4f}" if result.best_ap is not None and result.best_ap >= 0 else ""
         sys.stdout.write(
-            f"done: {result.epoch} epochs, {result.iteration} iterations{best}; weights in {result.final_checkpoint}\n"
+            f"done: epoch {reached_epoch(result)}/{result.epochs or result.epoch}, {result.iteration} iterations"
+            f"{best}; weights in {result.final_checkpoint}\n"
         )
     if result.status == "interrupted":
         again = " ".join(["poseadapt train", recipe_arg, *[f"--set {o}" for o in overrides], "--out", str(out_dir)])

@@ -59,8 +59,45 @@ def _resolve_source(src: str) -> Path:
             raise PoseAdaptError(
                 f"'{src}' is not a directory; to fetch it from the hub, install huggingface_hub"
             ) from None
-        return Path(snapshot_download(src, allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json"]))
+        return _download(snapshot_download, src)
     raise PoseAdaptError(f"hf source not found: {src} (a save_pretrained directory or a hub id like org/name)")
+
+
+def _download(snapshot_download: Any, src: str) -> Path:
+    """Fetch a hub id; any failure (offline, unknown id, gated, no disk) is one line, with the hub's own retry
+    chatter silenced (offline, huggingface_hub logs a warning per retry and chains three exceptions)."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("huggingface_hub", "urllib3", "filelock")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        return Path(snapshot_download(src, allow_patterns=["config.json", "*.safetensors", "*.safetensors.index.json"]))
+    except Exception as exc:  # noqa: BLE001 - every hub failure is a user-facing one-liner
+        why = _hub_failure(exc)
+        raise PoseAdaptError(
+            f"cannot fetch '{src}' from the Hugging Face hub: {why}; download it where there is network "
+            f"(huggingface-cli download {src} --local-dir DIR) and import the folder: poseadapt import hf DIR"
+        ) from None
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _hub_failure(exc: BaseException) -> str:
+    """A short reason from a hub exception (its class name says most: offline, not found, gated)."""
+    name = type(exc).__name__
+    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or "offline" in str(exc).lower():
+        return "no network (or HF_HUB_OFFLINE is set) and the model is not in the local cache"
+    if name == "RepositoryNotFoundError":
+        return "no such repository (or it is private / gated: log in with huggingface-cli login)"
+    if name == "GatedRepoError":
+        return "the repository is gated: accept its terms on the hub and log in with huggingface-cli login"
+    if isinstance(exc, OSError | ConnectionError) or "connection" in name.lower() or "timeout" in name.lower():
+        return f"no network connection ({name})"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{name}: {first[:160]}" if first else name
 
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:

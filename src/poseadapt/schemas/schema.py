@@ -19,32 +19,63 @@ from poseadapt.errors import SchemaError
 
 YAML_FIELDS = ("name", "keypoints", "sigmas", "flip_pairs", "skeleton", "groups", "aliases")
 
-_SIDE_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("left_", "right_"),
-    ("l_", "r_"),
-    ("_left", "_right"),
-    ("_l", "_r"),
-    ("left", "right"),
-)
+# A side word: `left`/`right` or a lone `l`/`r`, as a whole token of the name. Tokens are separated by `_`, `-`,
+# `.`, spaces or a camelCase boundary: left_knee, knee_left, L_wrist, wrist_R, LeftWrist, l.ankle, RKnee.
+_SIDE = {"left": "right", "right": "left", "l": "r", "r": "l"}
+_TOKEN = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|[^A-Za-z\d]+")
+
+
+def _tokens(name: str) -> list[str]:
+    """`name` split into tokens that join back to it exactly (separators are tokens of their own)."""
+    parts = _TOKEN.findall(name)
+    return parts if "".join(parts) == name else [name]
+
+
+def _swap_case_like(word: str, template: str) -> str:
+    if template.isupper():
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def _side_token(tokens: list[str]) -> int | None:
+    """Index of the one side token (left/right/l/r; a camelCase `LKnee`'s leading `LK` counts as `L` + `K...`)."""
+    found = [i for i, t in enumerate(tokens) if t.lower() in _SIDE]
+    return found[0] if len(found) == 1 else None
 
 
 def _mirror_name(name: str) -> str | None:
-    """Return the name of the other side (left_knee -> right_knee), or None when the name has no side."""
-    for left, right in _SIDE_PATTERNS:
-        for a, b in ((left, right), (right, left)):
-            if a.startswith("_"):
-                if name.endswith(a):
-                    return name[: -len(a)] + b
-            elif a.endswith("_"):
-                if name.startswith(a):
-                    return b + name[len(a) :]
-            elif re.search(rf"(^|_){a}(_|$)", name):
-                return re.sub(rf"(^|_){a}(_|$)", rf"\g<1>{b}\g<2>", name, count=1)
-    return None
+    """Return the name of the other side (left_knee -> right_knee, L_wrist -> R_wrist, LeftHip -> RightHip), or
+    None when the name has no side."""
+    tokens = _tokens(name)
+    if len(tokens) > 1 and re.fullmatch(r"[LR][A-Z]", tokens[0]) is None:
+        i = _side_token(tokens)
+    else:
+        i = None
+    if i is None:
+        # `LKnee` / `RShoulder`: an upper-case L or R glued to a capitalised word
+        m = re.fullmatch(r"([LR])([A-Z][a-z].*)", name)
+        if m:
+            return ("R" if m.group(1) == "L" else "L") + m.group(2)
+        # `leftknee` / `kneeleft` written as one word
+        low = name.lower()
+        for a, b in (("left", "right"), ("right", "left")):
+            if low.startswith(a) and len(low) > len(a):
+                return _swap_case_like(b, name[: len(a)]) + name[len(a) :]
+            if low.endswith(a) and len(low) > len(a):
+                return name[: -len(a)] + _swap_case_like(b, name[-len(a) :])
+        return None
+    t = tokens[i]
+    if len(tokens) == 1:
+        return None
+    tokens[i] = _swap_case_like(_SIDE[t.lower()], t)
+    return "".join(tokens)
 
 
 def derive_flip_pairs(keypoints: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """Flip pairs from left/right names: every `left_X` whose `right_X` exists (and the other spellings)."""
+    """Flip pairs from left/right names: every `left_X` whose `right_X` exists (and the other spellings:
+    `X_left`, `l_X`, `X_l`, `L_X`, `X_R`, `LeftX`, `LX`; case-insensitive, the other side's case kept alike)."""
     present = set(keypoints)
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -60,7 +91,22 @@ def derive_flip_pairs(keypoints: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 
 def _is_left(name: str) -> bool:
-    return bool(re.search(r"(^|_)(left|l)(_|$)", name)) or name.startswith("left")
+    tokens = _tokens(name)
+    i = _side_token(tokens)
+    if i is not None and len(tokens) > 1:
+        return tokens[i].lower() in ("left", "l")
+    return name.lower().startswith("left") or name.lower().endswith("left") or bool(re.match(r"L[A-Z]", name))
+
+
+def side_like(name: str) -> bool:
+    """Whether a keypoint name looks like it belongs to one side of the body."""
+    return _mirror_name(name) is not None
+
+
+def unpaired_side_names(schema: KeypointSchema) -> list[str]:
+    """Keypoints whose names look left/right but that are in no flip pair (flipping would not swap them)."""
+    paired = {n for pair in schema.flip_pairs for n in pair}
+    return [k for k in schema.keypoints if k not in paired and side_like(k)]
 
 
 @dataclass(frozen=True)

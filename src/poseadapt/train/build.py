@@ -80,6 +80,7 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
         from poseadapt.interop.checkpoint import load_checkpoint
 
         model = source = load_checkpoint(m.checkpoint)
+        check_model_settings(recipe, model)
         if model.input_size != (w, h):
             raise PoseAdaptError(
                 f"recipe key 'model.input_size': {w}x{h} but the checkpoint {m.checkpoint} was built for "
@@ -87,7 +88,8 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
             )
         have = [s.name for s in model.schemas]
         if len(m.schemas) == 1 and model.schemas[0].name != m.schemas[0] and len(model.schemas) == 1:
-            model, _ = swap_head(model, m.schemas[0], seed=recipe.train.seed)
+            model, report = swap_head(model, m.schemas[0], seed=recipe.train.seed)
+            model.surgery_report = report  # the start-of-training summary prints it
         elif len(m.schemas) > len(have) and list(m.schemas[: len(have)]) == have:
             # new datasets after the checkpoint's: a head (and a ViTPose++ expert) each, from the closest head
             for schema in m.schemas[len(have) :]:
@@ -105,6 +107,70 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
     if m.grad_checkpointing:
         model.backbone.set_grad_checkpointing(True)
     return model.train(), source
+
+
+def checkpoint_head_kind(model: Any) -> str | None:
+    """The recipe's `model.head` kind (classic, light, ...) the checkpoint's first head was built as, if any."""
+    from poseadapt.models.factory import HEAD_KINDS, head_config
+
+    config = model.config.heads[0].config
+    for kind in HEAD_KINDS:
+        try:
+            if head_config(kind, tuple(model.input_size)) == config:
+                return kind
+        except Exception:  # noqa: BLE001 - a kind that cannot be built for this input simply does not match
+            continue
+    return None
+
+
+def check_model_settings(recipe: Recipe, model: Any) -> list[str]:
+    """Warnings for `model.name` / `model.head` a recipe sets explicitly that the checkpoint contradicts.
+
+    The checkpoint decides the architecture (its weights are the point of starting from it); `recipe.yaml` of
+    the run records the checkpoint's values (see `record_checkpoint_truth`), never the ignored ones.
+    """
+    m = recipe.model
+    given = m.model_fields_set
+    notes = []
+    arch = model.config.arch
+    if "name" in given and arch != "custom" and m.name != arch:
+        notes.append(
+            f"recipe key 'model.name': '{m.name}' is ignored: the checkpoint {m.checkpoint} is a '{arch}' "
+            f"(the run's recipe.yaml records '{arch}'; drop model.checkpoint to train '{m.name}' from scratch)"
+        )
+    kind = checkpoint_head_kind(model)
+    if "head" in given and kind is not None and m.head != kind:
+        notes.append(
+            f"recipe key 'model.head': '{m.head}' is ignored: the checkpoint {m.checkpoint} has a '{kind}' head "
+            f"(the run's recipe.yaml records '{kind}')"
+        )
+    for note in notes:
+        warn(note)
+    return notes
+
+
+def record_checkpoint_truth(recipe: Recipe, model: Any) -> Recipe:
+    """A copy of the recipe whose `model.name` / `model.head` are what the checkpoint really is."""
+    if recipe.model.checkpoint is None:
+        return recipe
+    recipe = recipe.model_copy(deep=True)
+    if model.config.arch != "custom":
+        recipe.model.name = model.config.arch
+    kind = checkpoint_head_kind(model)
+    if kind is not None:
+        recipe.model.head = kind  # type: ignore[assignment]
+    return recipe
+
+
+def warn(message: str) -> None:
+    """One `warning:` line on stderr (rank 0 only under torchrun)."""
+    import sys
+
+    from poseadapt.train.distributed import env_info
+
+    if env_info().is_main:
+        sys.stderr.write(f"warning: {message}\n")
+        sys.stderr.flush()
 
 
 def head_for(src: DataSource, key: str, model: Any) -> int:
@@ -166,8 +232,12 @@ def build_dataset(
         raise SchemaError(
             f"recipe key '{key}': the data's schema '{data.schema.name}' ({len(data.schema)} keypoints) does not match "
             f"head '{model.head_names[head]}' (schema '{head_schema.name}', {len(head_schema)} keypoints); "
-            f"set model.schema to '{data.schema.name}' or pick the head with '{key}.head'"
+            f"set model.schema to '{_schema_ref(data.schema, src)}' or pick the head with '{key}.head'"
         )
+    if root is not None:
+        check_image_folder(data, root, key)
+    if train:
+        check_flip_pairs(data.schema, src.augment, key)
     try:
         transforms = build_transforms(src.augment) if src.augment is not None else None
     except PoseAdaptError as exc:
@@ -188,6 +258,49 @@ def build_dataset(
     if len(dataset) == 0:
         raise DataError(f"recipe key '{key}': no usable person annotations (none with labelled keypoints)")
     return dataset
+
+
+def _schema_ref(schema: Any, src: DataSource) -> str:
+    """How a recipe names this schema: a built-in's name, else the YAML file it came from."""
+    from poseadapt.schemas.registry import builtin_names
+
+    if schema.name in builtin_names():
+        return schema.name
+    if src.schema_name is not None:
+        return str(src.schema_name)
+    return schema.source or schema.name
+
+
+def check_image_folder(data: Any, root: Path, key: str) -> None:
+    """Every image the annotations list is a file under `root`: one line with the count otherwise, before any
+    DataLoader worker could fail on it."""
+    images = list(data.images.values())
+    missing = [im for im in images if not (Path(root) / im.file_name).is_file()]
+    if not missing:
+        return
+    where = f"{key}.images" if key else "images"
+    raise DataError(
+        f"recipe key '{where}': {len(images) - len(missing)} of {len(images)} images found in {root} "
+        f"(first missing: {missing[0].file_name}); the annotations' file_names are relative to this folder"
+    )
+
+
+def check_flip_pairs(schema: Any, augment: list[dict[str, Any]] | None, key: str) -> None:
+    """Warn when random flip is on but the schema has left/right-looking keypoints outside its flip pairs: the
+    flip would mirror the image without swapping the sides' labels."""
+    from poseadapt.schemas.schema import unpaired_side_names
+
+    flips = augment is None or any(
+        isinstance(t, dict) and t.get("type") == "RandomFlip" and float(t.get("prob", 0.5)) > 0 for t in augment
+    )
+    unpaired = unpaired_side_names(schema)
+    if flips and unpaired:
+        warn(
+            f"recipe key '{key}': random flip is on but schema '{schema.name}' has left/right-looking keypoints "
+            f"without flip pairs ({', '.join(unpaired[:4])}{', ...' if len(unpaired) > 4 else ''}): flipped "
+            "samples would swap sides; add 'flip_pairs' to the schema or drop RandomFlip from "
+            f"'{key}.augment'"
+        )
 
 
 def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, padding: float) -> Any:
@@ -279,6 +392,7 @@ def build_trainer(
     check_run_folder(out, resume)
 
     model, source_model = build_model_and_source(recipe)
+    recipe = record_checkpoint_truth(recipe, model)
     datasets, heads = [], []
     for i, src in enumerate(recipe.data.train):
         key = f"data.train.{i}"
@@ -313,8 +427,8 @@ def build_trainer(
     all_hooks: list[Hook] = []
     if recipe.train.ema:
         all_hooks.append(EMAHook(recipe.train.ema, recipe.train.ema_warmup))
+    sets: list[tuple[str, Any, int]] = []
     if recipe.data.val_sources and recipe.train.val_interval:
-        sets = []
         for i, src in enumerate(recipe.data.val_sources):
             key = _val_key(recipe, i)
             head = head_for(src, key, model)
@@ -343,7 +457,51 @@ def build_trainer(
     trainer = Trainer(recipe, model, data, out, ratios=ratios, loss_terms=[loss], hooks=all_hooks, methods=methods)
     if trainer.dist.is_main:
         _write_text(out / "recipe.yaml", dump_recipe(recipe))
+        check_schedule(recipe, trainer.iters_per_epoch, trainer.max_epochs * trainer.iters_per_epoch)
+        if not resume and recipe.train.progress:
+            names = [*(f"data.train.{i}" for i in range(len(datasets))), *(s.name or "extra" for s in streams)]
+            sizes = [len(d) for d in data.datasets] if hasattr(data, "datasets") else []
+            val_sizes = {name: len(ds) for name, ds, _ in sets} if recipe.data.val_sources and sets else {}
+            print_start_summary(trainer, list(zip(names, sizes, strict=False)), val_sizes)
     return trainer
+
+
+def check_schedule(recipe: Recipe, iters_per_epoch: int, total_iters: int) -> list[str]:
+    """Warnings when the schedule does not fit the run's length (COCO defaults on a small dataset)."""
+    s = recipe.schedule
+    notes = []
+    if s.warmup_iters > 0 and s.warmup_iters >= total_iters:
+        notes.append(
+            f"schedule.warmup_iters {s.warmup_iters} >= the run's {total_iters} iterations "
+            f"({s.epochs} epochs x {iters_per_epoch}): the learning rate never reaches optim.lr; "
+            f"set schedule.warmup_iters to about {max(1, total_iters // 10)}"
+        )
+    elif s.warmup_iters > total_iters // 2 and total_iters > 1:
+        notes.append(
+            f"schedule.warmup_iters {s.warmup_iters} is more than half of the run's {total_iters} iterations: "
+            f"most of the run trains below optim.lr (about {max(1, total_iters // 10)} would fit)"
+        )
+    if s.policy == "step":
+        late = [m for m in s.milestones if m >= s.epochs]
+        if late:
+            notes.append(
+                f"schedule.milestones {late} are at or past the run's {s.epochs} epochs: the learning rate "
+                f"never decays there (e.g. milestones [{round(s.epochs * 0.8)}, {round(s.epochs * 0.95)}])"
+            )
+    for note in notes:
+        warn(note)
+    return notes
+
+
+def print_start_summary(trainer: Trainer, train_sizes: list[tuple[str, int]], val_sizes: dict[str, int]) -> None:
+    """What the run is about to do, before the first step (stdout, rank 0)."""
+    from poseadapt.train.logging import start_summary
+
+    sys_out = start_summary(trainer, train_sizes, val_sizes)
+    import sys
+
+    sys.stdout.write(sys_out)
+    sys.stdout.flush()
 
 
 def run_recipe(

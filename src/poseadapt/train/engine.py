@@ -62,6 +62,8 @@ class TrainResult:
     out_dir: Path
     best_ap: float | None = None
     final_checkpoint: Path | None = None
+    epochs: int = 0  # epochs the run planned (the schedule's, fewer when train.max_iters stops it), as progress shows
+    iters_per_epoch: int = 0
 
 
 def _worker_init(seed: int, rank: int, worker_id: int) -> None:
@@ -76,9 +78,55 @@ def _worker_init(seed: int, rank: int, worker_id: int) -> None:
     torch.manual_seed(int(s))
 
 
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # native bf16 arithmetic (Cooper Lake / Sapphire Rapids and later)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (/proc/cpuinfo); empty elsewhere or when unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+
+
+@functools.cache
+def cpu_bf16_parity() -> bool:
+    """One-off check that bf16 autocast on this CPU computes what fp32 does (a small conv / linear / GELU /
+    LayerNorm / attention forward, relative error under 3%). Its own generator leaves the global RNG alone."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 32, 24, generator=g)
+    conv = torch.randn(16, 3, 4, 4, generator=g) * 0.2
+    w1, w2 = torch.randn(64, 16, generator=g) * 0.2, torch.randn(16, 64, generator=g) * 0.2
+
+    def forward() -> torch.Tensor:
+        t = torch.nn.functional.conv2d(x, conv, stride=4).flatten(2).transpose(1, 2)  # (2, 48, 16)
+        t = torch.nn.functional.layer_norm(t, (16,))
+        t = t + torch.nn.functional.scaled_dot_product_attention(t, t, t)
+        return torch.nn.functional.linear(torch.nn.functional.gelu(torch.nn.functional.linear(t, w1)), w2).float()
+
+    try:
+        with torch.no_grad():
+            ref = forward()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = forward()
+    except RuntimeError:
+        return False
+    err = (low - ref).norm() / ref.norm().clamp(min=1e-12)
+    return bool(torch.isfinite(low).all() and err < 0.03)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 on this CPU (AVX-512 BF16 or AMX flags) and the one-off parity check passes."""
+    return bool(cpu_flags() & set(CPU_BF16_FLAGS)) and cpu_bf16_parity()
+
+
 def resolve_amp(amp: bool | str, device: torch.device) -> bool:
-    """bf16 autocast: 'auto' turns it on for CUDA devices that support bf16; True demands it."""
+    """bf16 autocast: 'auto' turns it on for CUDA devices that support bf16 and for CPUs with native bf16 (after a
+    one-off parity check), off elsewhere; True demands it (on a CPU without native bf16 it runs, emulated, slowly)."""
     if amp == "auto":
+        if device.type == "cpu":
+            return cpu_has_bf16()
         return device.type == "cuda" and torch.cuda.is_bf16_supported()
     if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise PoseAdaptError(f"train.amp: {torch.cuda.get_device_name(device)} does not support bf16 autocast")
@@ -256,7 +304,11 @@ class Trainer:
             self.logger.close()
         best = next((h.best_ap for h in self.hooks if hasattr(h, "best_ap")), None)
         status = "interrupted" if interrupted else "completed"
-        return TrainResult(status, self.epoch, self.iteration, self.out_dir, best, final)
+        from poseadapt.train.logging import planned_epochs
+
+        return TrainResult(
+            status, self.epoch, self.iteration, self.out_dir, best, final, planned_epochs(self), self.iters_per_epoch
+        )
 
     def run_epoch(self) -> None:
         self.sampler.set_epoch(self.epoch, start=self.epoch_iteration * self.batch_size)

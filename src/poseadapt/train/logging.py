@@ -126,15 +126,98 @@ class LogHook(Hook):
         self._t0, self._images = time.perf_counter(), 0
 
 
-class ProgressHook(Hook):
-    """A rich progress bar over the whole run: epoch, loss, lr, images/s, ETA (rank 0)."""
+def planned_epochs(trainer: Trainer) -> int:
+    """Epochs the run will reach: the schedule's, or fewer when `train.max_iters` stops it early (a partial last
+    epoch counts). The progress display and the final summary both use it, so they agree."""
+    per = max(trainer.iters_per_epoch, 1)
+    return min(trainer.max_epochs, -(-trainer.total_iters // per))
 
-    def __init__(self, log_hook: LogHook) -> None:
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def start_summary(trainer: Trainer, train_sizes: list[tuple[str, int]], val_sizes: dict[str, int]) -> str:
+    """The lines printed before the first step: model, device, what trains, head surgery, data, iterations."""
+    model = trainer.module
+    recipe = trainer.recipe
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    aux = sum(p.numel() for p in trainer.aux.parameters())
+    config = getattr(model, "config", None)
+    arch = getattr(config, "arch", type(model).__name__)
+    size = getattr(model, "input_size", recipe.model.input_size)
+    heads = (
+        ", ".join(f"{n} ({len(s)} keypoints)" for n, s in zip(model.head_names, model.schemas, strict=True))
+        if (hasattr(model, "head_names"))
+        else "-"
+    )
+    start = f"from {recipe.model.checkpoint}" if recipe.model.checkpoint else "from scratch"
+    lines = [
+        f"model:    {arch} {start}, {total / 1e6:.2f}M parameters, input {size[0]}x{size[1]} (w x h), heads: {heads}",
+        f"device:   {trainer.device} ({'bf16 autocast' if trainer.autocast else 'float32'}), "
+        f"{trainer.dist.world_size} process(es)",
+        f"trains:   {trainable / 1e6:.2f}M of {total / 1e6:.2f}M parameters ({100 * trainable / max(total, 1):.1f}%)"
+        + (f" + {aux / 1e6:.2f}M in auxiliary modules" if aux else "")
+        + (f"; methods: {', '.join(m.name for m in trainer.methods)}" if trainer.methods else "; full fine-tuning"),
+    ]
+    report = getattr(model, "surgery_report", None)
+    if report is not None:
+        kept = [new if old == new else f"{new}<-{old}" for old, new in report.carried]
+        fresh = [*report.fresh, *report.approximate]
+        lines.append(
+            f"head:     '{report.source_head}' -> '{report.new_head}': {len(kept)} keypoints keep their weights "
+            f"({', '.join(kept) or '-'}), {len(fresh)} start fresh ({', '.join(fresh) or '-'})"
+        )
+    data = ", ".join(f"{name} {n}" for name, n in train_sizes)
+    val = ", ".join(f"{name or 'val'} {n}" for name, n in val_sizes.items()) or "none"
+    lines.append(f"data:     train: {data} people; validation: {val}")
+    lines.append(
+        f"schedule: {planned_epochs(trainer)} epochs x {trainer.iters_per_epoch} iterations (batch "
+        f"{trainer.batch_size}) = {trainer.total_iters} iterations; lr {recipe.optim.lr:g}, warm-up "
+        f"{recipe.schedule.warmup_iters} iterations, {recipe.schedule.policy} policy"
+    )
+    lines.append(f"run:      {trainer.out_dir}")
+    return "\n".join(lines) + "\n"
+
+
+class ProgressHook(Hook):
+    """Progress over the whole run (rank 0): a rich bar on a terminal; plain lines (epoch, loss, lr, images/s,
+    ETA) at each epoch end, and at most every `every_s` seconds in between, when stdout is a file or a pipe.
+    A line per validation with its AP and the best so far, in both modes."""
+
+    def __init__(self, log_hook: LogHook, *, plain: bool | None = None, every_s: float = 30.0) -> None:
         self.log_hook = log_hook
         self.progress: Any = None
+        self.plain = plain
+        self.every_s = every_s
+        self._seen_val = 0
+        self._t_start = 0.0
+        self._i_start = 0
+        self._t_line = 0.0
+
+    def _write(self, line: str) -> None:
+        import sys
+
+        if self.progress is not None:
+            self.progress.console.print(line, highlight=False, markup=False)
+        else:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     def on_train_start(self, trainer: Trainer) -> None:
         if not trainer.dist.is_main:
+            return
+        import sys
+
+        if self.plain is None:
+            self.plain = not sys.stdout.isatty()
+        self._t_start = self._t_line = time.perf_counter()
+        self._i_start = trainer.iteration
+        self._seen_val = len(self._history(trainer))
+        if self.plain:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -152,20 +235,52 @@ class ProgressHook(Hook):
             total=trainer.total_iters,
             completed=trainer.iteration,
             epoch=trainer.epoch + 1,
-            epochs=trainer.max_epochs,
+            epochs=planned_epochs(trainer),
             loss="-",
             lr="-",
             ips="-",
         )
 
     def after_step(self, trainer: Trainer, logs: dict[str, Any]) -> None:
-        if self.progress is None:
+        if not trainer.dist.is_main:
             return
         row = self.log_hook.last
-        fields = {"epoch": min(trainer.epoch + 1, trainer.max_epochs)}
+        epochs = planned_epochs(trainer)
+        if self.plain:
+            now = time.perf_counter()
+            epoch_end = trainer.epoch_iteration == trainer.iters_per_epoch
+            if not (epoch_end or now - self._t_line >= self.every_s or trainer.iteration >= trainer.total_iters):
+                return
+            self._t_line = now
+            done = trainer.iteration - self._i_start
+            rate = (now - self._t_start) / max(done, 1)
+            eta = _fmt_duration(rate * (trainer.total_iters - trainer.iteration))
+            epoch = min(trainer.epoch + 1, epochs)
+            stats = f"loss {row['loss']:.4g}  lr {row['lr']:.2e}  {row['images_per_s']:.1f} img/s  " if row else ""
+            self._write(f"epoch {epoch}/{epochs}  iter {trainer.iteration}/{trainer.total_iters}  {stats}ETA {eta}")
+            return
+        if self.progress is None:
+            return
+        fields = {"epoch": min(trainer.epoch + 1, epochs)}
         if row:
             fields.update(loss=f"{row['loss']:.3g}", lr=f"{row['lr']:.2e}", ips=f"{row['images_per_s']:.1f}")
         self.progress.update(self.task, completed=trainer.iteration, **fields)
+
+    @staticmethod
+    def _history(trainer: Trainer) -> list[tuple[int, float]]:
+        for hook in trainer.hooks:
+            if hasattr(hook, "history") and hasattr(hook, "best_ap"):
+                return list(hook.history)
+        return []
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if not trainer.dist.is_main:
+            return
+        history = self._history(trainer)
+        for epoch, ap in history[self._seen_val :]:
+            best_epoch, best = max(((e, a) for e, a in history if e <= epoch), key=lambda x: x[1])
+            self._write(f"validation after epoch {epoch}: AP {ap:.4f} (best {best:.4f}, epoch {best_epoch})")
+        self._seen_val = len(history)
 
     def on_train_end(self, trainer: Trainer) -> None:
         if self.progress is not None:
