@@ -1,7 +1,11 @@
 """`poseadapt check`: validate a COCO keypoint dataset (annotations, schema, image files) before a long run.
 
-Everything wrong is reported at once as one `error:` line (via `DataError` / `SchemaError`); a clean dataset
-prints a one-line summary, or one JSON object with `--json`. Never imports torch.
+Beyond what the loader rejects (malformed JSON, wrong keypoint counts, bad boxes), it looks for the mistakes a
+valid file can still hold: labelled keypoints far outside their image, "visible" keypoints at (0, 0), boxes off
+the image, and, with `--decode`, images whose real size is not the size the file lists. A wrong `--images`
+folder is one line ("0 of 64 images found in DIR"). Everything wrong is reported at once as one `error:` line
+(exit code 2); a clean dataset prints a summary with per-keypoint label counts, or one JSON object with `--json`.
+Never imports torch.
 """
 
 from __future__ import annotations
@@ -10,13 +14,38 @@ import json
 import sys
 from pathlib import Path
 
+from poseadapt.errors import DataError
+
 
 def run(ann: Path, images: Path | None, schema: str | None, decode: bool, json_out: bool) -> None:
     from poseadapt.data.coco import load_coco_keypoints
-
-    data = load_coco_keypoints(
-        ann, schema, image_root=images, check_images=images is not None, decode_images=decode and images is not None
+    from poseadapt.data.validate import (
+        Problems,
+        annotation_mistakes,
+        check_image_file,
+        image_folder_summary,
+        image_size_mistakes,
+        keypoint_label_stats,
     )
+
+    if images is not None and not images.is_dir():
+        raise DataError(f"--images: folder not found: {images}")
+    data = load_coco_keypoints(ann, schema)
+    if images is not None:
+        missing = image_folder_summary(data, images)
+        if missing is not None:
+            raise DataError(f"{ann}: {missing}")
+    problems = Problems(str(ann))
+    annotation_mistakes(data, problems)
+    if images is not None:
+        for image in data.images.values():
+            why = check_image_file(images / image.file_name, decode=False)
+            if why is not None:
+                problems.add(f"image {image.id}: {why}")
+        if decode:
+            image_size_mistakes(data, images, problems)
+    problems.raise_if_any()
+    stats = keypoint_label_stats(data)
     summary = {
         "file": str(ann),
         "schema": data.schema.name,
@@ -27,6 +56,7 @@ def run(ann: Path, images: Path | None, schema: str | None, decode: bool, json_o
         "crowd": int(data.iscrowd.sum()),
         "without_keypoints": int((data.num_keypoints == 0).sum()),
         "images_checked": "decoded" if decode and images is not None else ("exist" if images is not None else "no"),
+        "per_keypoint": stats,
     }
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -36,4 +66,11 @@ def run(ann: Path, images: Path | None, schema: str | None, decode: bool, json_o
         f"({summary['crowd']} crowd, {summary['without_keypoints']} without keypoints), "
         f"schema {summary['schema']} ({summary['keypoints']} keypoints, {summary['layout']} layout), "
         f"image files: {summary['images_checked']}\n"
+    )
+    people = max(len(data) - summary["crowd"], 1)
+    rarest = sorted(stats.items(), key=lambda kv: kv[1]["labelled"])[:5]
+    sys.stdout.write(
+        "least labelled keypoints: "
+        + ", ".join(f"{k} {v['labelled']}/{people} ({100 * v['visible_share']:.0f}% visible)" for k, v in rarest)
+        + "\n"
     )

@@ -305,11 +305,14 @@ def demo(
 
 # ---------------------------------------------------------------------------------------------- compare, sigmas
 # Each module owns its options and its body; importing them is light (typer only).
-from poseadapt.cli import compare_cmd, prior_cmd, sigmas_cmd  # noqa: E402
+from poseadapt.cli import compare_cmd, prior_cmd, recipe_cmd, sigmas_cmd, split_cmd  # noqa: E402
 
 app.command("compare")(compare_cmd.compare)
 app.command("sigmas")(sigmas_cmd.sigmas)
 app.add_typer(prior_cmd.prior_app, name="prior")
+app.command("split")(split_cmd.split)
+app.add_typer(recipe_cmd.recipe_app, name="recipe")
+app.command("recipes")(recipe_cmd.recipes)
 
 
 def main(argv: list[str] | None = None) -> None:

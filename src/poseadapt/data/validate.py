@@ -392,3 +392,104 @@ def areas_column(
 
 def fmt_values(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:g}" for v in np.asarray(values, dtype=float).ravel()) + "]"
+
+
+# ------------------------------------------------------------------------------------------------ annotation mistakes
+def annotation_mistakes(data: Any, problems: Problems, *, tolerance: float = 0.02) -> None:
+    """Mistakes a file can make while being valid COCO (what `poseadapt check` looks for on top of the loader):
+
+    - a labelled keypoint far outside its image (more than `tolerance` of the image size past an edge);
+    - a keypoint flagged labelled (v = 1 or 2) at exactly (0, 0), the placeholder of an unlabelled point;
+    - a box that lies mostly outside its image.
+    Images without a size (width or height 0) are not checked against it.
+    """
+    kp = data.keypoints
+    if len(kp) == 0:
+        return
+    names = data.schema.keypoints
+    sizes = np.array([[data.images[int(i)].width, data.images[int(i)].height] if int(i) in data.images else [0, 0]
+                      for i in data.image_ids], dtype=np.float64)  # fmt: skip
+    labelled = kp[..., 2] > 0
+
+    def label(i: int) -> str:
+        return f"annotation {int(data.ann_ids[i])} (image {int(data.image_ids[i])})"
+
+    at_origin = labelled & (kp[..., 0] == 0) & (kp[..., 1] == 0)
+
+    def origin(i: int) -> str:
+        j = np.flatnonzero(at_origin[i])
+        more = f" and {len(j) - 1} more" if len(j) > 1 else ""
+        return (
+            f"{label(i)}: keypoint '{names[j[0]]}'{more} labelled (v={kp[i, j[0], 2]:g}) at (0, 0); unlabelled is v=0"
+        )
+
+    problems.add_rows(np.flatnonzero(at_origin.any(axis=1)), origin)
+    w, h = sizes[:, :1], sizes[:, 1:]
+    has_size = (sizes > 0).all(axis=1)[:, None]
+    mx, my = tolerance * w, tolerance * h
+    x, y = kp[..., 0], kp[..., 1]
+    outside = labelled & ~at_origin & has_size & ((x < -mx) | (y < -my) | (x > w + mx) | (y > h + my))
+
+    def out_of_image(i: int) -> str:
+        j = np.flatnonzero(outside[i])
+        more = f" and {len(j) - 1} more" if len(j) > 1 else ""
+        return (
+            f"{label(i)}: keypoint '{names[j[0]]}'{more} at ({x[i, j[0]]:g}, {y[i, j[0]]:g}) is outside the "
+            f"{sizes[i, 0]:g}x{sizes[i, 1]:g} image"
+        )
+
+    problems.add_rows(np.flatnonzero(outside.any(axis=1)), out_of_image)
+    b = data.boxes
+    bw, bh = np.maximum(b[:, 2], 1e-9), np.maximum(b[:, 3], 1e-9)
+    ix = np.clip(b[:, 0] + b[:, 2], 0, sizes[:, 0]) - np.clip(b[:, 0], 0, sizes[:, 0])
+    iy = np.clip(b[:, 1] + b[:, 3], 0, sizes[:, 1]) - np.clip(b[:, 1], 0, sizes[:, 1])
+    inside = ix * iy / (bw * bh)
+    box_out = has_size[:, 0] & (b[:, 2] > 0) & (b[:, 3] > 0) & (inside < 0.5) & ~data.iscrowd
+    problems.add_rows(
+        np.flatnonzero(box_out),
+        lambda i: f"{label(i)}: bbox {fmt_values(b[i])} lies mostly outside the {sizes[i, 0]:g}x{sizes[i, 1]:g} image",
+    )
+
+
+def image_size_mistakes(data: Any, root: Path, problems: Problems) -> None:
+    """Decode every image and compare its size with the file's `width` / `height` (annotations made for resized
+    images, or the wrong folder of a dataset's several resolutions)."""
+    import cv2
+
+    wrong: list[str] = []
+    for image in data.images.values():
+        path = Path(root) / image.file_name
+        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+        if pixels is None:
+            problems.add(f"image {image.id}: cannot decode {path}")
+            continue
+        h, w = pixels.shape[:2]
+        if (image.width, image.height) != (w, h) and image.width and image.height:
+            wrong.append(f"image {image.id} ({image.file_name}) is {w}x{h} but listed as {image.width}x{image.height}")
+    for message in wrong:
+        problems.add(message)
+
+
+def keypoint_label_stats(data: Any) -> dict[str, dict[str, float]]:
+    """Per keypoint: how many people have it labelled, and the visible (v=2) share of those (non-crowd people)."""
+    kp = data.keypoints[~data.iscrowd] if len(data) else data.keypoints
+    v = kp[..., 2] if len(kp) else np.zeros((0, len(data.schema)))
+    out = {}
+    for j, name in enumerate(data.schema.keypoints):
+        labelled = int((v[:, j] > 0).sum())
+        visible = int((v[:, j] == 2).sum())
+        out[name] = {"labelled": labelled, "visible_share": round(visible / labelled, 4) if labelled else 0.0}
+    return out
+
+
+def image_folder_summary(data: Any, root: Path) -> str | None:
+    """One line when images are missing from `root` ("0 of 64 found in DIR ..."), else None."""
+    images = list(data.images.values())
+    missing = [im for im in images if not im.file_name or not (Path(root) / im.file_name).is_file()]
+    if not missing:
+        return None
+    hint = " (is --images the folder the file_names are relative to?)" if len(missing) == len(images) else ""
+    return (
+        f"{len(images) - len(missing)} of {len(images)} images found in {root}{hint}; "
+        f"first missing: {missing[0].file_name or f'image {missing[0].id} (no file_name)'}"
+    )
