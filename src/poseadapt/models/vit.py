@@ -83,11 +83,26 @@ class ViTConfig:
 
 
 def _onednn_linear_available() -> bool:
+    """Whether the private `torch.ops.mkldnn._linear_pointwise` exists here *and* computes what we use it for:
+    both variants (plain, and with the fused exact GELU) are checked by value against F.linear / F.gelu on a
+    small case with a bias, so a changed signature, argument order or GELU flavour turns the fast path off."""
     try:
-        x = torch.ones(2, 3)
-        out = torch.ops.mkldnn._linear_pointwise(x, torch.ones(4, 3), torch.zeros(4), "none", [], "")
-        return bool(torch.backends.mkldnn.is_available()) and tuple(out.shape) == (2, 4)
-    except (AttributeError, RuntimeError, NotImplementedError):
+        if not torch.backends.mkldnn.is_available():
+            return False
+        g = torch.Generator().manual_seed(0)  # its own generator: importing the model must not move the global RNG
+        x = torch.randn(5, 7, generator=g)
+        w = torch.randn(6, 7, generator=g)
+        b = torch.randn(6, generator=g)
+        ref = F.linear(x, w, b)
+        plain = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+        fused = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+        return (
+            tuple(plain.shape) == tuple(fused.shape) == (5, 6)
+            and torch.allclose(plain, ref, rtol=1e-4, atol=1e-5)
+            and torch.allclose(fused, F.gelu(ref), rtol=1e-4, atol=1e-5)
+            and not torch.allclose(fused, F.gelu(ref, approximate="tanh"), rtol=1e-7, atol=1e-7)
+        )
+    except (AttributeError, RuntimeError, NotImplementedError, TypeError):
         return False
 
 
