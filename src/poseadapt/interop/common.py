@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from poseadapt.errors import PoseAdaptError, SchemaError
-from poseadapt.models.heads import HeatmapHeadConfig
+from poseadapt.models.heads import HeatmapHeadConfig, SimCCHeadConfig
 from poseadapt.models.pose_model import PoseModel
 from poseadapt.schemas import KeypointSchema, get_schema
 
@@ -193,6 +193,55 @@ def infer_heatmap_head(head: dict[str, torch.Tensor], where: str) -> HeatmapHead
         norm=norm,
         act="relu" if norm == "batch" else "silu",
         upsample=4 if simple else 0,
+    )
+
+
+def infer_simcc_head(
+    head: dict[str, torch.Tensor], where: str, input_size: tuple[int, int], grid: tuple[int, int]
+) -> SimCCHeadConfig:
+    """Read an mmpose 1.x RTMCCHead's layout (final_layer, mlp, gau, cls_x / cls_y) from its weights.
+
+    `input_size` (w, h) is the crop and `grid` (h, w) the backbone's feature map; the checkpoint must fit both
+    (mlp.1 flattens the feature map, cls_x / cls_y have input * split_ratio bins). Variants RTMPose does not use
+    (relative position bias `gau.w`, biases in the GAU, cross-attention) are refused by name. The GAU's activation
+    is not in the weights: SiLU, as every RTMPose config sets it (mmpose's RTMCCHead default would be ReLU).
+    """
+    need = ["final_layer.weight", "mlp.0.g", "mlp.1.weight", "gau.ln.g", "gau.uv.weight", "gau.gamma", "gau.beta",
+            "gau.o.weight", "gau.res_scale.scale", "cls_x.weight", "cls_y.weight"]  # fmt: skip
+    missing = [k for k in need if k not in head]
+    if missing:
+        raise PoseAdaptError(f"{where}: not an RTMCC head, no {', '.join(missing)}")
+    unsupported = [k for k in ("gau.w", "gau.a", "gau.k_fc.weight", "gau.uv.bias", "gau.o.bias") if k in head]
+    if unsupported:
+        raise PoseAdaptError(
+            f"{where}: RTMCC head variant not supported ({', '.join(unsupported)}): only RTMPose's self-attention "
+            "GAU without relative position bias or linear biases imports"
+        )
+    final = head["final_layer.weight"]
+    hidden, flat = head["mlp.1.weight"].shape
+    s = head["gau.gamma"].shape[1]
+    e = head["gau.o.weight"].shape[1]
+    w, h = input_size
+    gh, gw = grid
+    if flat != gh * gw:
+        raise PoseAdaptError(
+            f"{where}: the head flattens a {flat}-cell feature map but the backbone gives {gh}x{gw} = {gh * gw}"
+        )
+    x_bins, y_bins = head["cls_x.weight"].shape[0], head["cls_y.weight"].shape[0]
+    ratio = x_bins / w
+    if int(h * ratio) != y_bins or int(w * ratio) != x_bins:
+        raise PoseAdaptError(
+            f"{where}: {x_bins} x-bins and {y_bins} y-bins do not fit a {w}x{h} crop with one split ratio"
+        )
+    if head["gau.uv.weight"].shape[0] != 2 * e + s:
+        raise PoseAdaptError(f"{where}: gau.uv has {head['gau.uv.weight'].shape[0]} rows, expected 2 * {e} + {s}")
+    return SimCCHeadConfig(
+        input_size=(w, h),
+        split_ratio=ratio,
+        final_kernel=final.shape[-1],
+        hidden_dims=hidden,
+        s=s,
+        expansion_factor=e / hidden,
     )
 
 

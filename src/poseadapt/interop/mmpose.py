@@ -1,4 +1,8 @@
-"""Import an mmpose 1.x ViTPose checkpoint (mmpretrain VisionTransformer backbone + HeatmapHead).
+"""Import an mmpose 1.x ViTPose checkpoint (mmpretrain VisionTransformer backbone + HeatmapHead or RTMCCHead).
+
+RTMPose's RTMCC head (final_layer conv, mlp = ScaleNorm + Linear, gau = the GAU block with ScaleNorm, cls_x /
+cls_y) imports key for key onto our `SimCCHead`, with the same names. RTMPose's own backbone, CSPNeXt, does not:
+only ViT backbones are supported, and a CSPNeXt checkpoint is refused with one line saying so.
 
 Key layout: backbone.{patch_embed.projection, pos_embed, layers.i.{ln1, attn.qkv, attn.proj, ln2, ffn.layers.0.0,
 ffn.layers.1}, ln1}, head.{deconv_layers, conv_layers, final_layer}. Mind the pos_embed semantics: with
@@ -15,6 +19,7 @@ from poseadapt.errors import PoseAdaptError
 from poseadapt.interop.common import (
     ImportReport,
     infer_heatmap_head,
+    infer_simcc_head,
     load_weights,
     rename,
     resolve_schema,
@@ -24,6 +29,7 @@ from poseadapt.interop.common import (
 from poseadapt.interop.safe_load import load_state_dict_file
 from poseadapt.interop.vitpose import backbone_config
 from poseadapt.models.factory import with_codec
+from poseadapt.models.heads import HeadConfig
 from poseadapt.models.pose_model import HeadSpec, PoseModel, PoseModelConfig
 
 _L = r"backbone\.layers\.(\d+)\."
@@ -37,7 +43,8 @@ BACKBONE_KEYS = [
     (_L + r"ffn\.layers\.1\.(weight|bias)", r"backbone.blocks.\1.mlp.fc2.\2"),
     (r"backbone\.ln1\.(weight|bias)", r"backbone.norm.\1"),
 ]
-HEAD_KEYS = [(r"head\.((?:deconv_layers|conv_layers|final_layer)\..+)", r"heads.{head}.\1")]
+HEAD_KEYS = [(r"head\.((?:deconv_layers|conv_layers|final_layer|mlp|gau|cls_x|cls_y)\..+)", r"heads.{head}.\1")]
+CSPNEXT_PREFIXES = ("backbone.stem.", "backbone.stage1.", "backbone.stage4.")
 
 
 def import_mmpretrain_layout(
@@ -51,6 +58,11 @@ def import_mmpretrain_layout(
     report = ImportReport(source=str(src), format=fmt)
     tensors, _ = load_state_dict_file(src)
     tensors = strip_prefix(tensors, ("module.",))
+    if any(k.startswith(CSPNEXT_PREFIXES) for k in tensors):
+        raise PoseAdaptError(
+            f"{src}: a CSPNeXt backbone (RTMPose) is not supported: poseadapt imports ViT backbones only "
+            "(an RTMCC head imports from an mmpose 1.x checkpoint with a ViT backbone)"
+        )
     if "backbone.cls_token" in tensors:
         raise PoseAdaptError(
             f"{src}: the backbone has a cls token in its sequence, which is not the ViTPose / Sapiens layout"
@@ -62,7 +74,11 @@ def import_mmpretrain_layout(
     head = sub_dict(tensors, "head.")
     if not head:
         raise PoseAdaptError(f"{src}: no 'head.*' weights")
-    head_cfg = infer_heatmap_head(head, f"{src} head")
+    if "cls_x.weight" in head:  # RTMCC (SimCC) head
+        h, w = backbone.img_size
+        head_cfg: HeadConfig = infer_simcc_head(head, f"{src} head", (w, h), backbone.grid_size)
+    else:
+        head_cfg = infer_heatmap_head(head, f"{src} head")
     key_schema = resolve_schema(head["final_layer.weight"].shape[0], schema, None, report)
     table = BACKBONE_KEYS + [(p, r.format(head=key_schema.name)) for p, r in HEAD_KEYS]
     mapped, report.unused = rename(tensors, table)
