@@ -152,3 +152,14 @@ def recipes(
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         sys.stdout.write(f"{r['name']:<{width}}  {r['about']}\n")
+
+
+def write_recipes_doc(path: str = "docs/RECIPES.md") -> None:
+    """Replace the key table between the markers of docs/RECIPES.md with `keys_markdown()`."""
+    from pathlib import Path
+
+    doc = Path(path)
+    text = doc.read_text(encoding="utf-8")
+    head, _, rest = text.partition("<!-- keys:start -->\n")
+    _, _, tail = rest.partition("<!-- keys:end -->")
+    doc.write_text(head + "<!-- keys:start -->\n" + keys_markdown() + "<!-- keys:end -->" + tail, encoding="utf-8")
