@@ -19,7 +19,9 @@ def test_csv_logs_append_across_loggers(tmp_path: Path) -> None:
     again.log({"epoch": 1.0, "loss": 0.125, "lr": 1e-3, "new_key": 1.0}, 4)
     rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
     assert [r["iteration"] for r in rows] == ["2", "4"] and float(rows[1]["loss"]) == 0.125
-    assert list(rows[0]) == ["iteration", "epoch", "loss", "lr"]
+    # a new key widens the header (rewritten once); earlier rows leave it empty
+    assert list(rows[0]) == ["iteration", "epoch", "loss", "lr", "new_key"]
+    assert rows[0]["new_key"] == "" and rows[1]["new_key"] == "1.0"
     assert list(csv.DictReader((tmp_path / "val_log.csv").open()))[0]["val/AP"] == "0.5"
     assert not (tmp_path / "tb").exists()
 

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 DOC = Path(__file__).resolve().parents[1] / "docs" / "TUTORIAL.md"
 TINY = {"N": "16", "ADULTS": "4", "EPOCHS": "1", "BATCH": "8", "BOOT": "10"}
 
@@ -38,11 +36,6 @@ def test_tutorial_sizes_block_is_marked() -> None:
     assert "# tutorial sizes" in blocks[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compare's per-keypoint table (evaluate/report_compare.py:169) raises KeyError when a model lacks one "
-    "of the test set's keypoints (the coco17 start model on the clinic21 test set); remove this mark once fixed",
-)
 def test_tutorial_runs_as_written(tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + "\n".join(shrink(b) for b in bash_blocks())
     bindir = str(Path(sys.executable).parent)

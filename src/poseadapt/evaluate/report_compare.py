@@ -70,7 +70,7 @@ def plot_ap(summary: dict[str, Any]) -> bytes:
 def plot_per_keypoint(summary: dict[str, Any], test: str) -> bytes:
     """Per-keypoint AP of every model on one test set."""
     rows = [r for r in summary["results"] if r["test"] == test]
-    names = list(rows[0]["per_keypoint"]) if rows else []
+    names = list(dict.fromkeys(n for r in rows for n in r["per_keypoint"]))
     fig, ax = _figure(max(6.0, 0.35 * len(names) + 2), 3.6)
     for r in rows:
         ax.plot(range(len(names)), [max(r["per_keypoint"].get(n, -1), 0.0) for n in names], "o-", label=r["model"])
@@ -165,9 +165,11 @@ def tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[tupl
         out.append((title, ["model", "test", "ΔAP", "2.5%", "97.5%", "interval excludes 0"], rows))
     for t in summary["tests"]:
         res = [r for r in summary["results"] if r["test"] == t["name"]]
-        names = list(res[0]["per_keypoint"]) if res else []
+        # a model scores only the keypoints it shares with the test set: the union, "-" where a model has none
+        names = list(dict.fromkeys(n for r in res for n in r["per_keypoint"]))
         rows = [[(n, None, {})] + [(fmt(r["per_keypoint"][n]), r["per_keypoint"][n],
-                                    {"model": r["model"], "test": r["test"], "field": f"kp:{n}"}) for r in res]
+                                    {"model": r["model"], "test": r["test"], "field": f"kp:{n}"})
+                                   if n in r["per_keypoint"] else ("-", None, {}) for r in res]
                 for n in names]  # fmt: skip
         out.append((f"Per-keypoint AP on {t['name']}", ["keypoint"] + [r["model"] for r in res], rows))
         groups = [(r, g) for r in res for g in r["subgroups"]]
