@@ -32,12 +32,38 @@ def poseadapt(*args: str) -> str:
     return proc.stdout
 
 
+def plot_curve(run: Path, png: Path, batch: int = 64) -> None:
+    """Validation AP (adults, every view, 300 renders) against samples seen, from the run's val_log.csv."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader((run / "val_log.csv").open()))
+    x = [int(r["iteration"]) * batch / 1000 for r in rows]
+    y = [100 * float(r["val/AP"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=120)
+    ax.plot(x, y, "o-")
+    ax.set(xlabel="samples seen (thousands)", ylabel="val AP (adults, every view)", title="synthpose-vit-tiny")
+    ax.grid(alpha=0.3)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(png)
+    print("learning curve:", png, list(zip(x, y, strict=True)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="builtin:synthpose-vit-tiny")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--out", type=Path, default=Path("bench_out/model_card"))
+    ap.add_argument("--curve", type=Path, help="a pre-training run folder: plot its validation AP to --curve-png")
+    ap.add_argument("--curve-png", type=Path, default=Path("docs/model_card/learning_curve.png"))
     args = ap.parse_args()
+    if args.curve is not None:
+        plot_curve(args.curve, args.curve_png)
     tests = []
     for name, (pop, view, seed) in SETS.items():
         folder = args.out / "data" / f"{pop}_{view}_{seed}_{args.n}"
