@@ -66,7 +66,7 @@ def build_model(recipe: Recipe) -> Any:
 def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
     """(model to train, the checkpoint's model as loaded before head surgery, or None without a checkpoint).
 
-    The second is the source model rehearsal pseudo-labels with by default; it is the first itself when no head
+    The second is the source model methods take a frozen teacher from by default; it is the first itself when no head
     was swapped (copy it before training changes it).
     """
     from poseadapt.models import create_model
@@ -200,7 +200,7 @@ def build_dataset(
     match_head: bool = True,
 ) -> Any:
     """A TopDownDataset for one source, checked against its head's keypoints (unless `match_head` is False:
-    rehearsal data stays in its own schema and is carried to the head's by `SourceAsTarget`)."""
+    a method's source data stays in its own schema and the method carries it to the head's)."""
     from poseadapt.data.augment import build_transforms
     from poseadapt.data.coco import coco_keypoints_from_dict, load_coco_keypoints
     from poseadapt.data.dataset import TopDownDataset
@@ -410,7 +410,7 @@ def build_trainer(
 
     ctx = AdaptContext(recipe, "adapt", source_model, datasets, heads, method_dataset, seed)
     # every method shapes the model before any builds data on it (a union head, a domain classifier); the method
-    # choosing the parameters goes last, so it freezes or wraps (LoRA) the final structure
+    # choosing the parameters goes last, so it freezes or wraps (adapters) the final structure
     for method in sorted(methods, key=lambda m: m.chooses_parameters):
         ctx.key = method.key
         model = method.prepare(model, ctx)

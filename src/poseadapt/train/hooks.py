@@ -2,7 +2,7 @@
 
 A hook overrides the events it cares about. The trainer calls every hook, in list order, at each event:
 
-    setup            model built, before the optimizer and DDP (freeze layers, wrap LoRA adapters); runs again on
+    setup            model built, before the optimizer and DDP (freeze layers, wrap adapters); runs again on
                      resume before the saved state is loaded, so the model has the same structure
     on_train_start   optimizer, scheduler and loader are ready (and a resumed state is loaded)
     on_epoch_start   before the first batch of an epoch
@@ -10,7 +10,7 @@ A hook overrides the events it cares about. The trainer calls every hook, in lis
     after_step       with the step's logs (loss tensors, lr, grad norm): EMA update, logging, stage switches
     on_epoch_end     after the last batch of an epoch (validation, checkpoint)
     on_train_end     after the last epoch or a stop (also on Ctrl-C)
-    export_model     the model to write as the final / best checkpoint (e.g. merge LoRA weights back)
+    export_model     the model to write as the final / best checkpoint (e.g. average weights)
 
 Under DDP the set of trainable parameters is fixed when the model is wrapped (before `on_train_start`); a hook
 that changes `requires_grad` later (unfreezing a stage) calls `trainer.wrap_ddp()` afterwards.

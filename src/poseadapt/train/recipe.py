@@ -201,7 +201,7 @@ class Recipe(Section):
         if isinstance(v, dict | str):
             v = [v]
         if not isinstance(v, list):
-            raise ValueError("must be a list of methods, e.g. [{lora: {r: 8}}, {rehearsal: {...}}]")
+            raise ValueError("must be a list of methods, e.g. [{NAME: {OPTION: VALUE}}, ...] (see `poseadapt methods`)")
         from poseadapt.adapt.methods import build_methods
 
         build_methods(v)  # one line naming the key, before anything is built

@@ -1,6 +1,6 @@
 """Mixing datasets by ratio, with every sample tagged by its dataset index; deterministic, resumable, DDP-aware.
 
-One code path serves the single-dataset case (one dataset, ratio 1: a plain shuffled permutation), rehearsal
+One code path serves the single-dataset case (one dataset, ratio 1: a plain shuffled permutation), methods that mix in
 (target data mixed with a fraction of source data) and multi-dataset training (one head per dataset, chosen by the
 `dataset_index` tag that every sample carries).
 
