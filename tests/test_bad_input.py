@@ -95,7 +95,7 @@ def _with_images(tmp: Path, image_bytes: Callable[[bytes], bytes], *extra: str) 
 
     root = tmp / "images"
     root.mkdir()
-    ok, png = cv2.imencode(".png", np.full((16, 16, 3), 90, np.uint8))
+    ok, png = cv2.imencode(".png", np.full((256, 256, 3), 90, np.uint8))  # the size gt.json lists
     assert ok
     (root / "1.png").write_bytes(png.tobytes())
     (root / "2.png").write_bytes(image_bytes(png.tobytes()))
@@ -165,14 +165,15 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "keypoint 11 is 'pelvis' in category 1 'person' but 'left_hip' in schema 'coco17'",
     ),
     "keypoint names of no known schema": (lambda t: _score(t, _unnamed_markers()), "--schema"),
-    "corrupt image": (lambda t: _with_images(t, lambda png: b"GIF? no: garbage bytes"), "not a readable image"),
+    # no decoder's signature at all (bytes that start like a GIF would pass: only decoding tells, see the next case)
+    "corrupt image": (lambda t: _with_images(t, lambda png: b"garbage bytes, not an image"), "not a readable image"),
     "image that does not decode": (
         lambda t: _with_images(t, lambda png: png[:16] + bytes(64), "--decode"),
-        "corrupt PNG image",
+        "cannot decode",
     ),
     "missing image file": (
         lambda t: [*_with_images(t, lambda png: png)[:-2], "--images", str(t)],
-        "image file not found",
+        "0 of 2 images found",
     ),
 }
 

@@ -99,8 +99,10 @@ class PrototypeBank(nn.Module):
         """
         k_d, m, d = self.counts[dataset], self.per_keypoint, self.prototypes.shape[-1]
         flat = keypoints.long() * m + assigned.long()
-        sums = embeddings.new_zeros(k_d * m, d).index_add_(0, flat, embeddings * confidence[:, None])
-        mass = embeddings.new_zeros(k_d * m).index_add_(0, flat, confidence)
+        # in fp32 whatever autocast gave the embeddings: the prototypes are fp32 state, updated by small steps
+        emb, conf = embeddings.float(), confidence.float()
+        sums = emb.new_zeros(k_d * m, d).index_add_(0, flat, emb * conf[:, None])
+        mass = emb.new_zeros(k_d * m).index_add_(0, flat, conf)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(sums)
             torch.distributed.all_reduce(mass)
