@@ -97,7 +97,7 @@ def main() -> None:
                 "train", "synth-infant-finetune", "--out", str(run),
                 "--set", f"model.checkpoint={args.source}", "--set", "model.name=vit_synth",
                 "--set", "model.head=light", "--set", f"model.schema={body13}",
-                "--set", f"data.train={{ann: {elderly}, images: {data / 'elderly/images'}}}",
+                "--set", f"data.train={{ann: {elderly}, images: {data / 'elderly/images'}, schema: {body13}}}",
                 "--set", "data.val=null", "--set", f"schedule.epochs={args.epochs}", "--set", "schedule.policy=cosine",
                 "--set", "optim.lr=2e-3", "--set", "train.batch_size=32", "--set", "train.progress=false",
                 "--set", "train.amp=true", "--set", f"adapt={adapt}",

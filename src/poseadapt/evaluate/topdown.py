@@ -436,6 +436,7 @@ def load_ground_truth(ann: str | Path, schema: KeypointSchema | str | None = Non
 def ground_truth_from_dict(data: Any, path: str | Path, schema: KeypointSchema | str | None = None) -> CocoKeypoints:
     """`load_ground_truth` on a parsed file: the model's schema when the names are its names, else the built-in."""
     from poseadapt.data.coco import coco_keypoints_from_dict
+    from poseadapt.schemas import get_schema
 
     path = Path(path)
     if schema is not None:
@@ -443,7 +444,30 @@ def ground_truth_from_dict(data: Any, path: str | Path, schema: KeypointSchema |
             return coco_keypoints_from_dict(data, schema, source=path, image_root=path.parent)
         except PoseAdaptError:
             pass
+        sub = _subset_schema(data, get_schema(schema))
+        if sub is not None:  # a test set labelling some of the model's keypoints (e.g. only the face)
+            return coco_keypoints_from_dict(data, sub, source=path, image_root=path.parent)
     return coco_keypoints_from_dict(data, None, source=path, image_root=path.parent)
+
+
+def _subset_schema(data: Any, schema: KeypointSchema) -> KeypointSchema | None:
+    """The model's schema cut to the file's keypoint names, when every name is one of the model's."""
+    try:
+        names = [str(n) for n in data["categories"][0]["keypoints"]]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not names or len(set(names)) != len(names) or not set(names) <= set(schema.keypoints):
+        return None
+    from poseadapt.schemas import KeypointSchema
+
+    keep = set(names)
+    return KeypointSchema(
+        name=f"{schema.name}:{len(names)}",
+        keypoints=tuple(names),
+        sigmas=tuple(schema.sigmas[schema.keypoints.index(n)] for n in names),
+        flip_pairs=tuple(p for p in schema.flip_pairs if p[0] in keep and p[1] in keep),
+        skeleton=tuple(e for e in schema.skeleton if e[0] in keep and e[1] in keep),
+    )
 
 
 def evaluate_model(
