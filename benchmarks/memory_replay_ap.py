@@ -117,7 +117,7 @@ def main() -> None:
             "--out",
             str(out / "compare"),
             "--baseline",
-            "source",
+            "without_replay",  # the paired difference with - without, with its interval
             "--json",
         )  # fmt: skip
     )
