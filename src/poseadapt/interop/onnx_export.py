@@ -3,10 +3,20 @@
 The graph takes normalised pixels (B, 3, H, W) with a dynamic batch and returns the selected head's output
 (heatmaps, or SimCC x / y logits). Expert routing is a gather + batched matmul, so a ViTPose++ model exports with
 its dataset index fixed at export time (one ONNX file per dataset).
+
+Output shapes are written from the traced output: dimension 0 is `batch`, every other dimension is its fixed size
+(heatmaps (batch, K, H/4, W/4), SimCC (batch, K, bins)). The file's `metadata_props` say what a runtime needs to use
+it without poseadapt (all values are strings, lists and dicts as JSON):
+
+- `keypoint_names`, `flip_pairs`, `skeleton`, `schema`, `head`: the output's keypoints, in channel order
+- `input_size` (`"WxH"`, width first like recipes' `[w, h]`), `input_width`, `input_height`
+- `input_format`: how pixels become the `pixels` input, with `mean` and `std` (RGB, 0-255 scale)
+- `output_kind` (`heatmaps` or `simcc`), `codec` (the codec config: type, input/heatmap sizes, sigma, ...)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -67,6 +77,7 @@ def export_onnx(
                 opset_version=opset,
                 dynamo=False,
             )
+        _finish(tmp, model, index, outputs, reference)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -75,6 +86,55 @@ def export_onnx(
     if check:
         result["max_rel_error"] = check_onnx(out, example, reference)
     return result
+
+
+def onnx_metadata(model: PoseModel, index: int | None, outputs: list[str]) -> dict[str, str]:
+    """The `metadata_props` written into an exported file (see the module docstring)."""
+    i = index or 0
+    schema = model.schemas[i]
+    w, h = model.input_size
+    return {
+        "producer": "poseadapt",
+        "head": model.head_names[i],
+        "schema": schema.name,
+        "keypoint_names": json.dumps(list(schema.keypoints)),
+        "flip_pairs": json.dumps([list(p) for p in schema.flip_pairs]),
+        "skeleton": json.dumps([list(p) for p in schema.skeleton]),
+        "input_size": f"{w}x{h}",
+        "input_width": str(w),
+        "input_height": str(h),
+        "input_format": "pixels = (RGB image resized to input_size, 0-255 float - mean) / std, NCHW",
+        "mean": json.dumps([float(v) for v in model.config.mean]),
+        "std": json.dumps([float(v) for v in model.config.std]),
+        "output_kind": "simcc" if outputs == ["x_logits", "y_logits"] else "heatmaps",
+        "outputs": json.dumps(outputs),
+        "codec": json.dumps(model.config.codec, default=list),
+        "arch": model.config.arch,
+    }
+
+
+def _finish(path: str, model: PoseModel, index: int | None, outputs: list[str], reference: Any) -> None:
+    """Name output dimensions from the traced output (batch first, the rest fixed) and write the metadata."""
+    import onnx
+
+    proto = onnx.load(path)
+    refs = reference if isinstance(reference, tuple) else (reference,)
+    for value, ref in zip(proto.graph.output, refs, strict=True):
+        dims = value.type.tensor_type.shape.dim
+        del dims[:]
+        for axis, size in enumerate(ref.shape):
+            dim = dims.add()
+            if axis == 0:
+                dim.dim_param = "batch"
+            else:
+                dim.dim_value = int(size)
+    # intermediate shapes the tracer guessed (it can give a spatial axis the batch's name) are dropped
+    del proto.graph.value_info[:]
+    del proto.metadata_props[:]
+    for key, val in onnx_metadata(model, index, outputs).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, val
+    onnx.save(proto, path)
 
 
 def check_onnx(path: str | Path, pixels: torch.Tensor, reference: Any) -> float:
