@@ -51,3 +51,79 @@ def test_onnx_export_names_dimensions_and_carries_metadata(tmp_path: Path, head:
     for g, r in zip(got, refs, strict=True):
         assert g.shape == tuple(r.shape)
         assert np.abs(g - r.numpy()).max() <= 1e-4 * np.abs(r.numpy()).max()
+
+
+def test_draw_pose_colours_sides_draws_the_box_and_follows_the_threshold() -> None:
+    from poseadapt.models.inference import BOX_COLOUR, CENTRE_COLOUR, LEFT_COLOUR, RIGHT_COLOUR, draw_pose
+    from poseadapt.schemas import get_schema
+
+    schema = get_schema("coco17")
+    person = np.zeros((1, 17, 3))
+    at = {"left_wrist": (10, 10, 0.9), "right_wrist": (30, 10, 0.9), "nose": (20, 30, 0.9), "left_eye": (10, 30, 0.2)}
+    for name, row in at.items():
+        person[0, schema.keypoints.index(name)] = row
+    image = np.zeros((40, 40, 3), np.uint8)
+    drawn = draw_pose(image, person, schema, 0.3, boxes=np.array([[2, 2, 36, 36, 1.0]]))
+    assert tuple(drawn[10, 10]) == LEFT_COLOUR
+    assert tuple(drawn[10, 30]) == RIGHT_COLOUR
+    assert tuple(drawn[30, 20]) == CENTRE_COLOUR
+    assert tuple(drawn[30, 10]) == (0, 0, 0)  # under the threshold
+    assert tuple(drawn[20, 2]) == BOX_COLOUR and tuple(drawn[20, 37]) == BOX_COLOUR
+    assert tuple(draw_pose(image, person, schema, 0.1)[30, 10]) == LEFT_COLOUR
+    assert tuple(draw_pose(image, person, schema, 0.95)[10, 10]) == (0, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """2 rendered adults (COCO file + images) and a tiny untrained checkpoint."""
+    from poseadapt.cli import synth_cmd
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models import create_model
+
+    root = tmp_path_factory.mktemp("own_out")
+    synth_cmd.run("adult", "random", 2, 96, root / "d", 1, ["coco17"], "1", None, "png", 1, False, True)
+    ckpt = save_checkpoint(create_model("vit_tiny", "coco17", "simple", img_size=(64, 48)), root / "tiny.safetensors")
+    return root / "d", ckpt
+
+
+def test_predict_overlays_take_min_score_boxes_and_ground_truth(
+    tmp_path: Path, rendered: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    from poseadapt.models.inference import BOX_COLOUR, LEFT_COLOUR, RIGHT_COLOUR
+
+    data, ckpt = rendered
+    ann = data / "annotations" / "adult_coco17.json"
+    gt = json.loads(ann.read_text())
+    image = gt["images"][0]
+    w, h = image["width"], image["height"]
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({Path(image["file_name"]).name: [[5, 6, 40, 50, 0.9]]}))
+    src = data / "images" / Path(image["file_name"]).name
+    args = ["predict", str(src), "--checkpoint", str(ckpt), "--ann", str(ann), "--boxes", str(boxes), "--no-flip"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "hi"), "--min-score", "1e9"], capsys)
+    assert code == 0, err
+    overlay = cv2.cvtColor(cv2.imread(str(tmp_path / "hi" / "overlays" / f"{src.stem}.png")), cv2.COLOR_BGR2RGB)
+    assert overlay.shape[:2] == (h, 2 * w)  # prediction | ground truth
+    pred, truth = overlay[:, :w], overlay[:, w:]
+    assert tuple(pred[30, 5]) == BOX_COLOUR  # the --boxes box
+    original = cv2.cvtColor(cv2.imread(str(src)), cv2.COLOR_BGR2RGB)
+    inside = (slice(25, 50), slice(10, 40))
+    assert np.array_equal(pred[inside], original[inside])  # nothing scores 1e9: no keypoint drawn
+    kps = np.asarray(next(a for a in gt["annotations"] if a["image_id"] == image["id"])["keypoints"]).reshape(-1, 3)
+    names = gt["categories"][0]["keypoints"]
+    for name, colour in (("left_shoulder", LEFT_COLOUR), ("right_shoulder", RIGHT_COLOUR)):
+        x, y, v = kps[names.index(name)]
+        assert v > 0
+        assert tuple(truth[int(round(y)), int(round(x))]) == colour, name
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "lo"), "--min-score", "-1"], capsys)
+    assert code == 0, err
+    low = cv2.imread(str(tmp_path / "lo" / "overlays" / f"{src.stem}.png"))
+    assert not np.array_equal(cv2.cvtColor(low, cv2.COLOR_BGR2RGB)[:, :w], pred)  # every keypoint drawn
+
+
+def test_predict_help_documents_min_score(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["predict", "--help"], capsys)
+    assert code == 0
+    assert "--min-score" in out and "0.3" in out

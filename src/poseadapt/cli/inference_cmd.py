@@ -99,9 +99,13 @@ def predict_cmd(
     flip: bool,
     json_out: bool,
     ann: Path | None = None,
+    min_score: float | None = None,
 ) -> None:
     """`image_id`s: the ground truth's with `ann` (matched by file name), else 1..N in sorted file-name order
-    (each row also carries its `file_name`); scoring 1..N ids against a file with other ids would be wrong."""
+    (each row also carries its `file_name`); scoring 1..N ids against a file with other ids would be wrong.
+
+    Overlays draw keypoints scoring at least `min_score` (results.json keeps them all), left / right / centre in
+    three colours, the person boxes when `boxes` gave them, and with `ann` the ground truth in a panel beside."""
     import cv2
     import numpy as np
 
@@ -116,7 +120,10 @@ def predict_cmd(
         select,
     )
     from poseadapt.interop.checkpoint import load_checkpoint
-    from poseadapt.models.inference import draw_pose
+    from poseadapt.models.inference import DEFAULT_MIN_SCORE, draw_pose
+
+    if min_score is None:
+        min_score = DEFAULT_MIN_SCORE
 
     images = _collect_images(inputs)
     box_map = read_boxes_by_file(boxes) if boxes else None
@@ -154,11 +161,25 @@ def predict_cmd(
     results = coco_results(preds, names)
     for row, box in zip(results, people.boxes[keep], strict=True):
         row["bbox"] = [round(float(v), 2) for v in box]
+    gt = None
+    if ann is not None:
+        from poseadapt.evaluate.topdown import load_ground_truth
+
+        gt = load_ground_truth(ann, schema)
+    drawn_boxes = people.boxes[keep] if people.detected else None
     with atomic_folder(out) as tmp:
         for image_id, path in paths.items():
             image = read_image(path)
-            mine = preds.keypoints[preds.image_ids == image_id]
-            overlay = cv2.cvtColor(draw_pose(image, mine, schema), cv2.COLOR_RGB2BGR)
+            here = preds.image_ids == image_id
+            panel = draw_pose(
+                image, preds.keypoints[here], schema, min_score,
+                boxes=None if drawn_boxes is None else drawn_boxes[here], label=None if gt is None else "prediction",
+            )  # fmt: skip
+            if gt is not None:
+                rows = (gt.image_ids == image_id) & ~gt.iscrowd
+                truth = draw_pose(image, gt.keypoints[rows], gt.schema, 1, boxes=gt.boxes[rows], label="ground truth")
+                panel = np.concatenate([panel, truth], axis=1)
+            overlay = cv2.cvtColor(panel, cv2.COLOR_RGB2BGR)
             ok, png = cv2.imencode(".png", overlay)
             if not ok:
                 raise PoseAdaptError(f"cannot encode the overlay of {path}")

@@ -218,16 +218,24 @@ def predict(
             help="COCO file listing these images: results use its image_ids (default: 1..N by sorted file name).",
         ),
     ] = None,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            help="Overlays draw keypoints (and limbs) scoring at least this; results.json keeps every keypoint.",
+        ),
+    ] = 0.3,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton.
 
-    Without --ann, image_id numbers the images 1..N in sorted file-name order; score results.json against a
-    ground-truth file only with --ann (or use `poseadapt eval`).
+    Overlays: left keypoints (first of each flip pair) blue, right orange, the rest green; the --boxes in yellow;
+    with --ann the ground truth drawn beside the prediction. Without --ann, image_id numbers the images 1..N in
+    sorted file-name order; score results.json against a ground-truth file only with --ann (or use `poseadapt eval`).
     """
     from poseadapt.cli import inference_cmd
 
-    inference_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann)
+    inference_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann, min_score=min_score)
 
 
 @app.command("eval")
