@@ -127,3 +127,45 @@ def test_predict_help_documents_min_score(capsys: pytest.CaptureFixture[str]) ->
     code, out, _ = run_cli(["predict", "--help"], capsys)
     assert code == 0
     assert "--min-score" in out and "0.3" in out
+
+
+def test_recipe_file_paths_resolve_against_its_folder_and_set_paths_against_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from poseadapt.train.recipe import load_recipe
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "train.json").write_text("{}")
+    text = {
+        "model": {"name": "vit_tiny", "checkpoint": "models/start.safetensors", "schema": ["clinic.yaml"]},
+        "data": {
+            "train": [{"ann": "data/train.json", "images": "data/images"}, {"synth": "adult"}],
+            "val": {"ann": "/abs/val.json", "images": "data/images", "schema": "coco17"},
+        },
+        "out": "runs/x",
+    }
+    (project / "r.yaml").write_text(yaml.safe_dump(text))
+    monkeypatch.chdir(tmp_path)
+    recipe = load_recipe("project/r.yaml", ["data.train.0.images=elsewhere/images"])
+    assert recipe.data.train[0].ann == Path("project/data/train.json")
+    assert recipe.data.train[0].images == Path("elsewhere/images")  # --set: the working directory
+    assert recipe.data.val_sources[0].ann == Path("/abs/val.json")
+    assert recipe.data.val_sources[0].images == Path("project/data/images")
+    assert recipe.data.val_sources[0].schema_name == "coco17"  # a schema name is not a path
+    assert recipe.model.checkpoint == Path("project/models/start.safetensors")
+    assert recipe.model.schemas == ["project/clinic.yaml"]
+    assert recipe.out == Path("project/runs/x")
+    monkeypatch.chdir(project)  # a recipe in the working folder keeps its paths as written
+    assert load_recipe("r.yaml").data.train[0].ann == Path("data/train.json")
+
+
+def test_builtin_recipes_keep_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from poseadapt.train.recipe import builtin_recipes, load_recipe
+
+    monkeypatch.chdir(tmp_path)
+    name = builtin_recipes()[0]
+    recipe = load_recipe(name, ["data.train.0.ann=mine.json", "data.train.0.synth=null"])
+    assert recipe.data.train[0].ann == Path("mine.json")

@@ -6,14 +6,17 @@ key that was probably meant:
     error: recipe key 'optim.lrr': unknown key (did you mean 'lr'?)
 
 A recipe argument is a YAML file or the name of a built-in recipe (`src/poseadapt/recipes/*.yaml`, shipped as
-package data so `poseadapt train synth-adult-tiny` works from any install). Relative paths in a recipe are
-relative to the working directory, as in mmpose configs. Checks that need files or models (paths exist, the
+package data so `poseadapt train synth-adult-tiny` works from any install). Relative paths written in a recipe
+FILE (`data.*.ann`, `data.*.images`, `model.checkpoint`, `out`, and schemas given as `.yaml` files) are relative to
+the recipe's folder, so a recipe travels with its data; paths given with `--set` and in built-in recipes are
+relative to the working directory. Checks that need files or models (paths exist, the
 data's keypoints match the head) run in `poseadapt.train.build`, still before any training step.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import typing
 from collections.abc import Sequence
 from importlib import resources
@@ -298,7 +301,49 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
         data = {}
     if not isinstance(data, dict):
         raise PoseAdaptError(f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}")
+    if Path(name_or_path).is_file():
+        resolve_recipe_paths(data, Path(name_or_path).parent)
     return recipe_from_dict(apply_overrides(data, overrides), source)
+
+
+def _against(base: Path, value: Any, *, schema: bool = False) -> Any:
+    """`value` read against `base` when it is a relative path (a schema only when it names a .yaml/.yml file)."""
+    if not isinstance(value, str | Path) or not str(value).strip():
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute() or (schema and path.suffix.lower() not in (".yaml", ".yml")):
+        return value
+    return os.path.normpath(base / path)
+
+
+def resolve_recipe_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Rewrite the relative paths of a parsed recipe file against `base` (its folder), in place. A recipe in the
+    working directory (base '.') keeps its paths as written."""
+    if str(base) in ("", "."):
+        return data
+    model = data.get("model")
+    if isinstance(model, dict):
+        if "checkpoint" in model:
+            model["checkpoint"] = _against(base, model["checkpoint"])
+        for key in ("schema", "schemas"):
+            if isinstance(model.get(key), list):
+                model[key] = [_against(base, v, schema=True) for v in model[key]]
+            elif key in model:
+                model[key] = _against(base, model[key], schema=True)
+    section = data.get("data")
+    if isinstance(section, dict):
+        for split in ("train", "val"):
+            sources = section.get(split)
+            for source in sources if isinstance(sources, list) else [sources]:
+                if isinstance(source, dict):
+                    for key in ("ann", "images"):
+                        if key in source:
+                            source[key] = _against(base, source[key])
+                    if "schema" in source:
+                        source["schema"] = _against(base, source["schema"], schema=True)
+    if "out" in data:
+        data["out"] = _against(base, data["out"])
+    return data
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
