@@ -169,3 +169,23 @@ def test_builtin_recipes_keep_the_working_directory(tmp_path: Path, monkeypatch:
     name = builtin_recipes()[0]
     recipe = load_recipe(name, ["data.train.0.ann=mine.json", "data.train.0.synth=null"])
     assert recipe.data.train[0].ann == Path("mine.json")
+
+
+def test_import_img_size_is_width_first_like_recipes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from poseadapt.interop.checkpoint import load_model
+    from test_interop_layouts import HEADS, timm_vit
+
+    torch.manual_seed(0)
+    torch.save({"model": timm_vit(5, 16, True, False)}, tmp_path / "vit.pth")
+    base = ["import", "timm", str(tmp_path / "vit.pth"), "--num-heads", str(HEADS), "--schema", "coco17"]
+    code, _, err = run_cli([*base, "--out", str(tmp_path / "p.safetensors"), "--img-size", "48x64"], capsys)
+    assert code == 0, err
+    assert "note" not in err
+    assert load_model(tmp_path / "p.safetensors").input_size == (48, 64)  # (w, h), as a recipe writes it
+    code, _, err = run_cli([*base, "--out", str(tmp_path / "l.safetensors"), "--img-size", "64x48"], capsys)
+    assert code == 0 and "WIDTHxHEIGHT" in err and "48x64" in err  # a landscape crop is said, not refused
+    assert load_model(tmp_path / "l.safetensors").input_size == (64, 48)
+    code, out, _ = run_cli(["import", "--help"], capsys)
+    assert "WIDTHxHEIGHT" in out
+    code, _, err = run_cli([*base, "--out", str(tmp_path / "x.safetensors"), "--img-size", "64 by 48"], capsys)
+    assert code != 0 and "WIDTHxHEIGHT" in err

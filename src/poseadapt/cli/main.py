@@ -171,7 +171,11 @@ def import_checkpoint(
         int | None, typer.Option("--num-heads", help="Attention heads, when the width does not tell (tiny/custom).")
     ] = None,
     img_size: Annotated[
-        str | None, typer.Option("--img-size", help="Crop HEIGHTxWIDTH (timm: target crop, default 256x192).")
+        str | None,
+        typer.Option(
+            "--img-size",
+            help="Input crop WIDTHxHEIGHT, width first like a recipe's [w, h] (timm: target crop, default 192x256).",
+        ),
     ] = None,
     head: Annotated[str, typer.Option("--head", help="timm: kind of the new head (classic|simple|simcc).")] = "classic",
     json_out: Annotated[bool, typer.Option("--json", help="Print the import report as JSON.")] = False,

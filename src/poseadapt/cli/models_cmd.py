@@ -22,13 +22,24 @@ def _print_json(obj: object) -> None:
 
 
 def parse_img_size(text: str | None) -> tuple[int, int] | None:
-    """'256x192' (height x width) -> (256, 192)."""
+    """'192x256' (WIDTHxHEIGHT, the recipes' [w, h] order) -> (h, w) = (256, 192), the backbone's order.
+
+    A crop wider than high is unusual for pose (it is what the old HEIGHTxWIDTH spelling of a portrait crop
+    reads as), so it gets a one-line note on stderr."""
     if text is None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
     if not match:
-        raise PoseAdaptError(f"--img-size must look like HEIGHTxWIDTH (e.g. 256x192), got '{text}'")
-    return int(match.group(1)), int(match.group(2))
+        raise PoseAdaptError(
+            f"--img-size must look like WIDTHxHEIGHT (e.g. 192x256, like a recipe's [w, h]), got '{text}'"
+        )
+    w, h = int(match.group(1)), int(match.group(2))
+    if w > h:
+        sys.stderr.write(
+            f"note: --img-size is WIDTHxHEIGHT: {w}x{h} is a landscape crop {w} wide and {h} high; "
+            f"a portrait pose crop is {h}x{w}\n"
+        )
+    return h, w
 
 
 def import_cmd(
