@@ -189,3 +189,28 @@ def test_import_img_size_is_width_first_like_recipes(tmp_path: Path, capsys: pyt
     assert "WIDTHxHEIGHT" in out
     code, _, err = run_cli([*base, "--out", str(tmp_path / "x.safetensors"), "--img-size", "64 by 48"], capsys)
     assert code != 0 and "WIDTHxHEIGHT" in err
+
+
+def test_training_writes_a_learning_curve_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    recipe = {
+        "model": {"name": "vit_tiny", "input_size": [48, 64], "schema": "coco17", "head": "simple"},
+        "data": {"train": {"synth": {"population": "adult", "n": 4, "size": 96}},
+                 "val": {"synth": {"population": "adult", "n": 2, "size": 96, "seed": 1}}},
+        "optim": {"lr": 1e-3, "weight_decay": 0.0},
+        "schedule": {"epochs": 2, "warmup_iters": 0, "policy": "constant"},
+        "train": {"batch_size": 2, "workers": 0, "device": "cpu", "progress": False, "tensorboard": False,
+                  "val_interval": 1, "ema": None, "log_interval": 1},
+    }  # fmt: skip
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    code, _, err = run_cli(["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    png = tmp_path / "run" / "learning_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+
+    image = cv2.imread(str(png))
+    orange = (np.abs(image[..., ::-1].astype(int) - (255, 127, 14)).sum(-1) < 40).sum()  # tab:orange: the AP line
+    blue = (np.abs(image[..., ::-1].astype(int) - (31, 119, 180)).sum(-1) < 40).sum()  # tab:blue: the loss
+    assert orange > 20 and blue > 20

@@ -3,7 +3,9 @@ progress bar.
 
 `train_log.csv` gets one row every `log_interval` iterations (iteration, epoch, each loss term, lr, grad norm,
 images/s) and `val_log.csv` one row per validation. The files are appended to and flushed row by row, so a
-resumed run continues them and a crash loses at most one row. TensorBoard is optional (`pip install tensorboard`):
+resumed run continues them and a crash loses at most one row. At the end of training (or when it stops on a
+non-finite loss) `learning_curve.png` plots the training loss and the validation AP against the iteration, from
+those two files (matplotlib, Agg: no display needed). TensorBoard is optional (`pip install tensorboard`):
 torch's SummaryWriter needs it, and it pulls in grpc / protobuf, which a CSV-first trainer does not need.
 """
 
@@ -89,6 +91,67 @@ class MetricLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        write_learning_curve(self.out_dir)
+
+
+def _read_columns(path: Path, x: str, y: str) -> tuple[list[float], list[float]]:
+    xs: list[float] = []
+    ys: list[float] = []
+    if not path.is_file():
+        return xs, ys
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                xs.append(float(row[x]))
+                ys.append(float(row[y]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return xs, ys
+
+
+CURVE_FILE = "learning_curve.png"
+
+
+def write_learning_curve(out_dir: Path) -> Path | None:
+    """`learning_curve.png` in `out_dir`: training loss (left axis) and validation AP (right axis) against the
+    iteration, from `train_log.csv` and `val_log.csv`; None (and no file) when there is nothing to plot or no
+    matplotlib. A plot never fails a run."""
+    its, loss = _read_columns(out_dir / "train_log.csv", "iteration", "loss")
+    v_its, ap = _read_columns(out_dir / "val_log.csv", "iteration", "val/AP")
+    if not its and not v_its:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import os
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    try:
+        ax.plot(its, loss, color="tab:blue", label="train loss")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("train loss", color="tab:blue")
+        if v_its:
+            ax2 = ax.twinx()
+            ax2.plot(v_its, ap, "o-", color="tab:orange", label="val AP")
+            ax2.set_ylabel("val AP", color="tab:orange")
+            best = max(range(len(ap)), key=ap.__getitem__)
+            ax.set_title(f"best val AP {ap[best]:.4f} at iteration {int(v_its[best])}")
+        else:
+            ax.set_title("training loss (no validation)")
+        fig.tight_layout()
+        path = out_dir / CURVE_FILE
+        tmp = out_dir / f".tmp-{CURVE_FILE}"
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+        return path
+    except (OSError, ValueError):
+        return None
+    finally:
+        plt.close(fig)
 
 
 class LogHook(Hook):
