@@ -209,3 +209,30 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, tmp_path, capsys, case)
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_multi_head_checkpoint_is_scored_with_the_head_of_the_test_sets_schema(tmp_path):
+    """A multi-head model on a test set in its second head's schema: compare uses that head (not the first)."""
+    from poseadapt.evaluate.compare import ModelSpec, TestSpec, compare, head_for, load_test_set
+    from poseadapt.evaluate.topdown import evaluate_model
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("vit_tiny", ["coco17", "mpii16"], img_size=(128, 96))
+    with torch.no_grad():
+        for p in model.heads.parameters():
+            p.normal_(0, 0.5)
+    ckpt = save_checkpoint(model.eval(), tmp_path / "multi.safetensors")
+    files = write_dataset(tmp_path / "elderly", "elderly", n=4, size=96, seed=3, schemas=["mpii16"])
+    ann = files.annotations["mpii16"]
+    loaded = load_checkpoint(ckpt)
+    ts = load_test_set(TestSpec("mpii", ann, None), loaded.schemas[0])
+    assert ts.gt.schema.name == "mpii16" and head_for(loaded, ts.gt.schema) == 1
+    assert head_for(loaded, "coco17") == 0 and head_for(loaded, "coco17:5") == 0 and head_for(loaded, "x") == 0
+    summary, cells, _ = compare([ModelSpec("m", str(ckpt))], [TestSpec("mpii", ann, None)], samples=5,
+                                flip_test=False)  # fmt: skip
+    evs = [evaluate_model(loaded, ts.gt, ts.images, head=h, flip_test=False) for h in (0, 1)]
+    got = cells[("m", "mpii")].preds.keypoints
+    want = [ev.view.to_gt_schema(ev.predictions).keypoints for ev in evs]
+    assert np.allclose(got, want[1]) and not np.allclose(got, want[0])
+    assert summary["results"][0]["AP"] == pytest.approx(evs[1].stats["AP"])

@@ -70,3 +70,26 @@ def test_finetune_new_dataset_keeps_the_others(tiny_recipe, cli_train, tmp_path:
     assert changed.any()  # the new expert trained
     losses = [float(r["loss"]) for r in csv.DictReader((out / "train_log.csv").open())]
     assert sum(losses[-4:]) < sum(losses[:4])  # and the new dataset is learnt
+
+
+def test_dense_checkpoint_with_a_schema_list_gets_one_head_each_and_an_experts_note(tmp_path):
+    """A single-head dense checkpoint + `schema: [its schema, new, ...]`: one head per schema, no experts; a recipe
+    asking for experts is told they are ignored (the checkpoint decides the architecture)."""
+    import torch
+
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models import create_model
+    from poseadapt.train.build import build_model_and_source, check_model_settings
+    from poseadapt.train.recipe import load_recipe
+
+    torch.manual_seed(0)
+    model = create_model("vit_tiny", "coco17", head="simple", img_size=(64, 48))
+    ckpt = save_checkpoint(model.eval(), tmp_path / "c.safetensors")
+    recipe = load_recipe("synth-multi-quick", [f"model.checkpoint={ckpt}"])
+    model, source = build_model_and_source(recipe)
+    assert model.head_names == ["coco17", "mpii16", "aic14", "infant21", "wheelchair25"]
+    assert model.config.backbone.num_experts == 0 and source.head_names == ["coco17"]
+    notes = check_model_settings(recipe, source)
+    assert any("'model.experts': 5 is ignored" in n for n in notes)
+    assert not check_model_settings(load_recipe("synth-multi-quick", [f"model.checkpoint={ckpt}", "model.experts=0"]),
+                                    source)  # fmt: skip

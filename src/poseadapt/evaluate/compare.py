@@ -155,6 +155,17 @@ def results_predictions(spec: ModelSpec, test: TestSet) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- the comparison
+def head_for(model: Any, gt_schema: Any) -> int:
+    """The head a checkpoint is scored with on a test set: the head predicting the test set's schema (a multi-head
+    model scores each dataset with its own head), else the first head (read in the test set's schema as before)."""
+    name = getattr(gt_schema, "name", gt_schema)
+    names = [s.name for s in model.schemas]
+    if name in names:
+        return names.index(name)
+    base = str(name).split(":")[0]  # a test set labelling a subset of a head's keypoints ("coco17:12")
+    return names.index(base) if base in names else 0
+
+
 @dataclass
 class Cell:
     """One model on one test set: predictions in the GT schema and the scoring view."""
@@ -196,7 +207,8 @@ def compare(
     for m in models:  # every pairing is checked before the first prediction
         for ts in test_sets.values():
             if m.kind == "checkpoint":
-                scoring_view(ts.gt, loaded[m.name].schemas[0])
+                model = loaded[m.name]
+                scoring_view(ts.gt, model.schemas[head_for(model, ts.gt.schema)])
             elif test_sets and ts.name not in m.results and "*" not in m.results:
                 raise PoseAdaptError(f"model '{m.name}' has no results file for test set '{ts.name}'")
     cells: dict[tuple[str, str], Cell] = {}
@@ -205,7 +217,8 @@ def compare(
             if progress is not None:
                 progress(f"{m.name} on {ts.name}")
             if m.kind == "checkpoint":
-                ev = evaluate_model(loaded[m.name], ts.gt, ts.images, flip_test=flip_test)
+                model = loaded[m.name]
+                ev = evaluate_model(model, ts.gt, ts.images, head=head_for(model, ts.gt.schema), flip_test=flip_test)
                 preds, view, stats = ev.view.to_gt_schema(ev.predictions), ev.view, ev.stats
             else:
                 from poseadapt.evaluate.topdown import score_ap

@@ -144,6 +144,11 @@ def check_model_settings(recipe: Recipe, model: Any) -> list[str]:
             f"recipe key 'model.head': '{m.head}' is ignored: the checkpoint {m.checkpoint} has a '{kind}' head "
             f"(the run's recipe.yaml records '{kind}')"
         )
+    if "experts" in given and m.experts and not model.config.backbone.num_experts:
+        notes.append(
+            f"recipe key 'model.experts': {m.experts} is ignored: the checkpoint {m.checkpoint} is dense (no task "
+            "experts); every dataset gets its own head on the shared backbone (set model.experts: 0)"
+        )
     for note in notes:
         warn(note)
     return notes
