@@ -214,3 +214,23 @@ def test_training_writes_a_learning_curve_png(tmp_path: Path, capsys: pytest.Cap
     orange = (np.abs(image[..., ::-1].astype(int) - (255, 127, 14)).sum(-1) < 40).sum()  # tab:orange: the AP line
     blue = (np.abs(image[..., ::-1].astype(int) - (31, 119, 180)).sum(-1) < 40).sum()  # tab:blue: the loss
     assert orange > 20 and blue > 20
+
+
+def test_a_runs_recipe_yaml_trains_again_from_another_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run folder's recipe.yaml holds absolute paths (and builtin: names as they are), so it resolves the same
+    from the run folder as from where the user ran."""
+    import yaml
+
+    from poseadapt.train.recipe import dump_recipe, load_recipe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    recipe = load_recipe("demo-infant", ["data.train.0.ann=data/train.json", "data.train.0.images=data/images"])
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(dump_recipe(recipe, absolute=True))
+    again = load_recipe(str(run / "recipe.yaml"))
+    assert again.data.train[0].ann == (tmp_path / "data" / "train.json")
+    assert again.data.train[0].images == (tmp_path / "data" / "images")
+    assert str(again.model.checkpoint) == "builtin:synthpose-vit-tiny"
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["model"]["schema"] == ["infant21"]

@@ -461,7 +461,7 @@ def build_trainer(
     loss = supervised_loss(model.config.codec.get("type"))  # MSE on heatmaps, RTMPose's KL on SimCC labels
     trainer = Trainer(recipe, model, data, out, ratios=ratios, loss_terms=[loss], hooks=all_hooks, methods=methods)
     if trainer.dist.is_main:
-        _write_text(out / "recipe.yaml", dump_recipe(recipe))
+        _write_text(out / "recipe.yaml", dump_recipe(recipe, absolute=True))
         check_schedule(recipe, trainer.iters_per_epoch, trainer.max_epochs * trainer.iters_per_epoch)
         if not resume and recipe.train.progress:
             names = [*(f"data.train.{i}" for i in range(len(datasets))), *(s.name or "extra" for s in streams)]

@@ -310,6 +310,8 @@ def _against(base: Path, value: Any, *, schema: bool = False) -> Any:
     """`value` read against `base` when it is a relative path (a schema only when it names a .yaml/.yml file)."""
     if not isinstance(value, str | Path) or not str(value).strip():
         return value
+    if str(value).startswith("builtin:"):  # a checkpoint shipped in the package, not a file
+        return value
     path = Path(value).expanduser()
     if path.is_absolute() or (schema and path.suffix.lower() not in (".yaml", ".yml")):
         return value
@@ -400,5 +402,10 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def dump_recipe(recipe: Recipe) -> str:
-    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+def dump_recipe(recipe: Recipe, *, absolute: bool = False) -> str:
+    """The recipe as YAML; `absolute` writes its paths absolute, so the file trains again from any folder (a run's
+    `recipe.yaml` lives in the run folder, where paths relative to the user's folder would no longer resolve)."""
+    data = recipe.to_dict()
+    if absolute:
+        resolve_recipe_paths(data, Path.cwd().resolve())
+    return yaml.safe_dump(data, sort_keys=False)
