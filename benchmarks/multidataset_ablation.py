@@ -17,7 +17,7 @@ The mean over the five datasets gets a paired bootstrap interval (the same image
     .venv/bin/python benchmarks/multidataset_ablation.py --arms protos protos_css --no-compare
     .venv/bin/python benchmarks/multidataset_ablation.py --only-compare
 
-Run it plainly (not under nice): every training command runs under `nice -n 5`; the runs go to runs/mdabl/.
+Run it plainly: it sets its own niceness to 5 (children inherit it); the runs go to runs/mdabl/.
 The per-dataset intervals are compare's own (summary.json); the mean's and the paired differences' come from the
 same per-image bootstrap draws (seed 0).
 """
@@ -63,7 +63,6 @@ def common_sets() -> list[str]:
 
 
 def run(cmd: list[str], log: Path | None = None) -> None:
-    cmd = ["nice", "-n", "5", *cmd]
     print("+", " ".join(repr(c) if " " in c or "[" in c else c for c in cmd), flush=True)
     with open(log, "w") if log else open(os.devnull, "w") as fh:
         subprocess.run(cmd, check=True, stdout=fh if log else None, stderr=subprocess.STDOUT if log else None)
@@ -156,6 +155,7 @@ def main() -> int:
     ap.add_argument("--only-compare", action="store_true")
     ap.add_argument("--no-flip", action="store_true", help="score without flip test")
     a = ap.parse_args()
+    os.nice(max(0, 5 - os.nice(0)))  # everything (the children and compare, in this process) at niceness 5
     tests = test_sets()
     if not a.only_compare:
         for arm in a.arms:
