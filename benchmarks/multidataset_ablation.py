@@ -7,6 +7,7 @@ coco17 head by shared keypoint names (head surgery), then three arms train for t
     baseline      multi-head fine-tuning
     protos        + PoseBH prototypes without cross-type self-supervision (css: false)
     protos_css    + PoseBH prototypes with CSS
+    head_then_full  control: the prototype arms' backbone freeze (heads only for 30 steps), no prototype losses
 
 Each arm is scored per dataset by `poseadapt compare` (AP with 95% bootstrap intervals over images, 1000 resamples;
 each test set is scored with the head of its schema) on fresh test sets (100 images each, seeds 2011..2015), with the
@@ -49,6 +50,8 @@ ARMS = {
     "baseline": [],
     "protos": [f"adapt=[{{prototypes: {{stages: {STAGES}, css: false}}}}]"],
     "protos_css": [f"adapt=[{{prototypes: {{stages: {STAGES}}}}}]"],
+    # control: the prototype arms' backbone freeze without their losses (heads only until stage 3, then everything)
+    "head_then_full": [f"adapt=[{{head_then_full: {{head_epochs: {STAGES[1]}}}}}]"],
 }
 
 
