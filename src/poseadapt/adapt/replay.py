@@ -35,7 +35,35 @@ from poseadapt.schemas import KeypointSchema, get_schema
 from poseadapt.schemas.mapping import SchemaMap
 
 
-class SourceAsTarget:
+class MappedDataset:
+    """A top-down dataset whose items pass through `transform` (the wrapped dataset keeps its seed and epochs).
+
+    The one wrapper every method that re-labels or tags a data stream builds on (`SourceAsTarget`, domain tags).
+    """
+
+    dataset: Any
+
+    @property
+    def seed(self) -> int:
+        return self.dataset.seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.transform(self.dataset[index])
+
+    def get(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        return self.transform(self.dataset.get(index, rng))
+
+    def transform(self, item: dict[str, Any]) -> dict[str, Any]:
+        return item
+
+
+class SourceAsTarget(MappedDataset):
     """A top-down dataset of source-schema samples presented in the target schema (see the module docstring).
 
     Items keep the wrapped dataset's keys; `target`, `target_weight` and `keypoints` are in the target schema and
@@ -54,21 +82,8 @@ class SourceAsTarget:
         self.fill_unlabelled = bool(fill_unlabelled)
         self.schema_gaps = np.asarray([k == "unmatched" for k in self.mapping.kinds])  # no source can label these
 
-    @property
-    def seed(self) -> int:
-        return self.dataset.seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.dataset.set_epoch(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.to_target(self.dataset[index])
-
-    def get(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
-        return self.to_target(self.dataset.get(index, rng))
+    def transform(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self.to_target(item)
 
     def to_target(self, item: dict[str, Any]) -> dict[str, Any]:
         keypoints = self.mapping.transfer(np.asarray(item["keypoints"], dtype=np.float32))

@@ -42,6 +42,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from poseadapt.adapt.method import AdaptContext, DataStream, Method, MethodOptions, StepOutputs
+from poseadapt.adapt.replay import MappedDataset, SourceAsTarget
 from poseadapt.errors import DataError, PoseAdaptError
 
 TARGET, SOURCE = 0, 1
@@ -121,7 +122,7 @@ class DomainData(MethodOptions):
         return self
 
 
-class DomainTagged:
+class DomainTagged(MappedDataset):
     """A top-down dataset in the head's schema, each item tagged with its domain (and unlabelled if asked).
 
     The wrapped dataset's labels are carried to `schema` by name (as rehearsal does); `labelled=False` zeroes the
@@ -129,31 +130,12 @@ class DomainTagged:
     """
 
     def __init__(self, dataset: Any, schema: Any, codec: Any, domain: int, labelled: bool) -> None:
-        from poseadapt.adapt.replay import SourceAsTarget
-
-        self.dataset = dataset
-        self.carried = SourceAsTarget(dataset, schema, codec, fill_unlabelled=False)
-        self.schema = self.carried.schema
+        self.dataset = SourceAsTarget(dataset, schema, codec, fill_unlabelled=False)
+        self.schema = self.dataset.schema
         self.domain = int(domain)
         self.labelled = bool(labelled)
 
-    @property
-    def seed(self) -> int:
-        return self.dataset.seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.dataset.set_epoch(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.tag(self.carried[index])
-
-    def get(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
-        return self.tag(self.carried.get(index, rng))
-
-    def tag(self, item: dict[str, Any]) -> dict[str, Any]:
+    def transform(self, item: dict[str, Any]) -> dict[str, Any]:
         k = len(item["target_weight"])
         extra = dict(item.get("extra", {}))
         extra["domain"] = np.full(k, float(self.domain), np.float32)
@@ -268,7 +250,7 @@ class Adversarial(Method):
             spec = {"ann": d.ann, "images": d.images, "synth": d.synth, "schema": name, "augment": d.augment}
             dataset = ctx.build_dataset(spec, f"{ctx.key}.{role}", model, head, match_head=False)
             tagged = DomainTagged(dataset, schema, model.codec, domain, labelled)
-            if labelled and not tagged.carried.mapping.matched:
+            if labelled and not tagged.dataset.mapping.matched:
                 raise PoseAdaptError(
                     f"recipe key '{ctx.key}.{role}.schema': '{dataset.schema.name}' shares no keypoint with the "
                     f"head's '{schema.name}': set labelled: false, or give data in a matching schema"
