@@ -31,6 +31,18 @@ TINY_TRAIN_RECIPE: dict[str, Any] = {
 
 
 @pytest.fixture
+def one_thread() -> Any:
+    """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription stalls
+    (a test module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_recipe() -> dict[str, Any]:
     """A fresh copy of a recipe that trains in about a second on CPU (2 steps per epoch)."""
     return copy.deepcopy(TINY_TRAIN_RECIPE)

@@ -25,13 +25,7 @@ from poseadapt.errors import PoseAdaptError
 from poseadapt.train import Hook, build_trainer, recipe_from_dict
 from poseadapt.train.checkpointing import load_train_state
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_gradient_reversal_flips_the_sign_and_scales() -> None:

@@ -24,12 +24,7 @@ from poseadapt.train.losses import HeatmapMSE, keypoint_mse
 SHIPPED = {"full", "head_only", "freeze_blocks", "layer_decay", "head_then_full", "lora", "rehearsal", "memory_replay"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------- poseadapt methods

@@ -22,12 +22,7 @@ from poseadapt.train import build_trainer, load_recipe, recipe_from_dict
 UNLABELLED = {"synth": {"population": "infant", "view": "top", "n": 8, "size": 96, "seed": 9}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,7 @@ from poseadapt.train import build_trainer, recipe_from_dict
 COCO17 = get_schema("coco17")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -35,12 +35,7 @@ THRESHOLD = 0.05
 MARKERS = KeypointSchema.from_dict({"name": "markers3", "keypoints": ["m_a", "m_b", "m_c"], "sigmas": [0.05] * 3})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def confident_model(

@@ -19,12 +19,7 @@ from poseadapt.train.checkpointing import load_train_state
 DEPTH = 2  # vit_tiny's blocks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def initial_weights(recipe: dict) -> dict[str, torch.Tensor]:

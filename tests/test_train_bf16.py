@@ -18,12 +18,7 @@ from poseadapt.train.validate import evaluate_ap, predict_topdown
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_auto_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,13 +13,7 @@ from poseadapt.cli.main import main
 from poseadapt.interop.checkpoint import load_checkpoint
 from poseadapt.train.checkpointing import load_train_state
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_train_resume_through_the_cli_matches_an_uninterrupted_run(tmp_path: Path, tiny_recipe, cli_train) -> None:

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from poseadapt.cli.main import main
@@ -36,12 +35,7 @@ RECIPE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_short_recipe_loss_falls_and_ap_rises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,14 +19,7 @@ from poseadapt.errors import PoseAdaptError
 from poseadapt.train import Hook, build_trainer, recipe_from_dict
 from poseadapt.train.checkpointing import load_train_state
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_recipe(workers: int = 0, **train: object) -> dict:

@@ -49,7 +49,7 @@ def collate(samples: Sequence[dict[str, Any]], keep_meta: bool = False) -> dict[
     counts = [len(s["target_weight"]) for s in samples]
     if len(set(counts)) > 1:  # mixed skeletons, padded: the loss averages each sample over its own keypoints
         batch["num_keypoints"] = torch.tensor(counts, dtype=torch.long)
-    # per-keypoint arrays a dataset adds under `extra` (an adaptation method's, e.g. which keypoints a teacher
+    # per-keypoint arrays a dataset adds under `extra` (an adaptation method's, e.g. which keypoints it
     # should label): stacked and zero-padded like the targets, zeros for samples of datasets that have none
     extra_keys = sorted({k for s in samples for k in s.get("extra", {})})
     for key in extra_keys:

@@ -66,7 +66,7 @@ def build_model(recipe: Recipe) -> Any:
 def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
     """(model to train, the checkpoint's model as loaded before head surgery, or None without a checkpoint).
 
-    The second is the source model methods take a frozen teacher from by default; it is the first itself when no head
+    The second is the source model methods may take as a frozen reference; it is the first itself when no head
     was swapped (copy it before training changes it).
     """
     from poseadapt.models import create_model
@@ -427,7 +427,7 @@ def build_trainer(
     if total != recipe.train.samples_per_epoch:
         recipe = recipe.model_copy(deep=True)
         recipe.train.samples_per_epoch = total
-    del source_model, ctx  # a teacher a method needs, it holds itself
+    del source_model, ctx  # a model a method needs, it holds itself
 
     all_hooks: list[Hook] = []
     if recipe.train.ema:

@@ -1,6 +1,6 @@
 """Training losses. A loss is a `LossTerm`: a named callable on the step's batch and outputs, with a weight.
 
-The trainer sums every term (and every adaptation method's losses), so a prior, a distillation or a
+The trainer sums every term (and every adaptation method's losses), so an extra
 consistency loss is one more term in the list, never a branch in the loop.
 """
 
@@ -22,7 +22,7 @@ def keypoint_mse(
     """MMPose 1.x KeypointMSELoss(use_target_weight=True): `mean(w * (p - g)^2)` over batch, joints and pixels.
 
     pred, target: (B, K, H, W); weight: (B, K). For 0/1 weights this equals ViTPose's MSE of (p * w, g * w); for
-    fractional weights (a teacher's confidence) it counts a half-sure label half, where the squared-weight form
+    fractional weights (a pseudo-label's confidence) it counts a half-sure label half, where the squared-weight form
     would count it a quarter. The original ViTPose (mmpose 0.x) also halves the loss: a term weight of 0.5.
 
     `num_keypoints` (B,): a batch mixing skeletons is zero-padded to the largest head; each sample's error is then
@@ -45,7 +45,7 @@ class LossTerm(nn.Module):
 
     `batch` is the device batch dict (`image`, `target`, `target_weight`, `dataset_index`, ...) and `outputs`
     what the model returned. Subclass it (it is an nn.Module, so a term may own parameters, e.g. a feature
-    projector for distillation; the trainer puts those in the optimizer).
+    projector; the trainer puts those in the optimizer).
     """
 
     name: str = "loss"
