@@ -18,6 +18,7 @@ from poseadapt.data.augment import Transform
 from poseadapt.data.coco import coco_keypoints_from_dict
 from poseadapt.data.dataset import KeypointEncoder, TopDownDataset
 from poseadapt.schemas import KeypointSchema
+from poseadapt.synth.populations import Population
 
 
 class SynthStreamDataset:
@@ -25,7 +26,7 @@ class SynthStreamDataset:
 
     def __init__(
         self,
-        population: str,
+        population: str | Population,
         schema: KeypointSchema,
         codec: KeypointEncoder,
         input_size: Sequence[int],

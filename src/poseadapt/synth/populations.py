@@ -112,6 +112,9 @@ class Population(BaseModel):
     gait_amplitude: float = Field(1.0, gt=0, le=1.5, description="Stride size (hip / knee / arm swing scale).")
     props: dict[str, float] = Field(default_factory=dict, description="Prop -> probability when the pose allows.")
     style: Literal["adult", "infant"] = "adult"
+    flexed_lying: float = Field(
+        0.0, ge=0, le=1, description="Share of lying adults drawn with flexed, abducted limbs (infants always are)."
+    )
     hair_probability: float = Field(0.92, ge=0, le=1)
     gray_hair_probability: float = Field(0.08, ge=0, le=1)
 

@@ -200,7 +200,9 @@ def _lying_limbs(rng: np.random.Generator, a: JointAngles, flexed: bool) -> None
 def _lying(rng: np.random.Generator, pop: Population, kind: str) -> PoseSample:
     infant = pop.style == "infant"
     a: JointAngles = {}
-    _lying_limbs(rng, a, flexed=infant)
+    # draw only when asked, so populations without flexed adults render exactly as before
+    flexed = infant or (pop.flexed_lying > 0 and rng.random() < pop.flexed_lying)
+    _lying_limbs(rng, a, flexed=flexed)
     a["spine_lat"] = _n(rng, 0, 8)
     a["spine_flex"] = _n(rng, 5, 8)
     a["kyphosis"] = _u(rng, *pop.kyphosis_deg)

@@ -222,7 +222,7 @@ def build_dataset(
         s = src.synth
         schema = src.schema_name or head_schema
         bgr, coco = render_dataset(
-            s.population, view=s.view, n=s.n, size=s.size, seed=s.seed, schema=schema, people=s.people
+            s.resolved_population(), view=s.view, n=s.n, size=s.size, seed=s.seed, schema=schema, people=s.people
         )
         data = coco_keypoints_from_dict(coco, schema, source=f"synth:{s.population}")
         images = {
@@ -324,7 +324,7 @@ def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, paddi
         raise PoseAdaptError(f"recipe key '{key}.augment': {exc}") from None
     people = s.people if isinstance(s.people, int) else tuple(s.people)
     return SynthStreamDataset(
-        s.population,
+        s.resolved_population(),
         schema,
         model.codec,
         model.input_size,

@@ -72,6 +72,28 @@ class SynthSource(Section):
     seed: int = Field(0, ge=0)
     people: int | tuple[int, int] = Field(1, description="people per image, or a [min, max] range (1..8)")
     stream: bool = Field(False, description="render every sample afresh as it is drawn (n per epoch, never repeated)")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="population fields to change, e.g. {poses: {lying: 0.3, standing: 0.7}, flexed_lying: 0.5}",
+    )
+
+    @model_validator(mode="after")
+    def _population_resolves(self) -> SynthSource:
+        from poseadapt.errors import PoseAdaptError
+
+        if "name" in self.overrides:
+            raise ValueError("overrides cannot rename a population; set 'population' instead")
+        try:
+            self.resolved_population()
+        except PoseAdaptError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def resolved_population(self) -> Any:
+        """The population this source renders: the preset with `overrides` applied (raises PoseAdaptError)."""
+        from poseadapt.synth import get_population
+
+        return get_population(self.population, **self.overrides)
 
     @field_validator("people")
     @classmethod
