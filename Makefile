@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench lint demo clean
+.PHONY: install test bench lint demo foundation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/poseadapt demo --out demo_out
+
+# Re-train builtin:synthpose-vit-tiny from scratch (both stages; docs/MODEL_CARD.md): hours on 2 CPU cores.
+foundation: $(STAMP)
+	$(VENV)/bin/poseadapt train synthpose-vit-tiny
+	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage2
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

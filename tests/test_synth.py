@@ -276,3 +276,19 @@ def test_blankets_hide_the_legs_they_cover():
         assert all(("blanket" in s.persons[0].props) == (p == 1.0) for s in samples)
     assert share[1.0][0] < share[0.0][0] - 0.12
     assert share[1.0][1] > share[0.0][1] + 0.12
+
+
+def test_flexed_lying_adults_bend_their_knees_and_leave_others_unchanged():
+    from poseadapt.synth.poses import sample_pose
+
+    def knee_flex(pop: object) -> float:
+        rng = np.random.default_rng(4)
+        return float(np.mean([sample_pose(rng, pop, "supine").angles["left_knee_flex"] for _ in range(200)]))
+
+    extended, flexed = get_population("adult"), get_population("adult", flexed_lying=1.0)
+    # flexed limbs draw knees from 25..135 degrees, extended ones from 0..70
+    assert knee_flex(flexed) > knee_flex(extended) + 25
+    # a population that does not ask for flexed adults draws nothing extra: renders stay identical
+    same = get_population("adult", flexed_lying=0.0)
+    a, b = render_sample(5, "adult", view="top", size=64), render_sample(5, same, view="top", size=64)
+    np.testing.assert_array_equal(a.image, b.image)

@@ -154,3 +154,25 @@ def test_cli_bad_recipe_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Captur
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err == "error: recipe key 'optim.lrr': unknown key (did you mean 'lr'?)\n"
+
+
+def test_synth_overrides_change_the_rendered_population_and_bad_ones_fail_at_load() -> None:
+    from poseadapt.errors import PoseAdaptError
+    from poseadapt.train.recipe import recipe_from_dict
+
+    def recipe(overrides: dict) -> object:
+        synth = {"population": "adult", "n": 4, "overrides": overrides}
+        return recipe_from_dict(
+            {"model": {"name": "vit_tiny", "schema": "coco17"}, "data": {"train": {"synth": synth}}}
+        )
+
+    pop = recipe({"poses": {"lying": 1.0}, "flexed_lying": 0.5}).data.train[0].synth.resolved_population()
+    assert pop.poses == {"lying": 1.0} and pop.flexed_lying == 0.5 and pop.name == "adult"
+    for bad, says in [
+        ({"flexed_lying": 2}, "flexed_lying"),
+        ({"poses": {"flying": 1}}, "flying"),
+        ({"wings": 2}, "wings"),
+        ({"name": "x"}, "rename"),
+    ]:
+        with pytest.raises(PoseAdaptError, match=says):
+            recipe(bad)
