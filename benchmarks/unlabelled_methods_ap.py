@@ -81,12 +81,20 @@ def table(summary: dict) -> str:
 
 
 def main() -> None:
+    global FM
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("bench_out/unl"))
     ap.add_argument("--only", default="mt,adv,prior,distill")
     ap.add_argument("--n-unlabelled", type=int, default=300, help="top-view infants (mt: unlabelled; sup: labelled)")
     ap.add_argument("--epochs", type=int, default=6, help="epochs of the mt and sup runs")
+    ap.add_argument(
+        "--full", action="store_true", help="the recipes' own schedules (no step cap); --n-unlabelled 1000, 10 epochs"
+    )
+    ap.add_argument("--model", default=FM, help="the source model every run starts from")
     args = ap.parse_args()
+    FM = args.model
+    src = (f"model.checkpoint={FM}",)
+    cap = (lambda k: ()) if args.full else (lambda k: (f"train.max_iters={k}",))
     out: Path = args.out.resolve()
     data, runs = out / "data", out / "runs"
     data.mkdir(parents=True, exist_ok=True)
@@ -111,25 +119,27 @@ def main() -> None:
         sh("prior", "fit", str(data / "infant_prior/annotations/infant_coco17.json"), "--out", str(prior))
     only = set(args.only.split(","))
     results: dict[str, dict] = {}
-    n, ep = args.n_unlabelled, args.epochs
+    n, ep = (1000, 10) if args.full else (args.n_unlabelled, args.epochs)
 
     if "mt" in only:  # 1. zero infant labels
         mt = train(
             "synth-infant-mean-teacher", runs / "mean_teacher",
             f"data.train.synth.n={n}", f"adapt.1.mean_teacher.unlabelled.synth.n={n}",
             f"adapt.1.mean_teacher.prior={prior}", f"schedule.epochs={ep}", "schedule.warmup_iters=10",
-            "adapt.1.mean_teacher.rampup_iters=20", "train.max_iters=49",
+            *(() if args.full else ("adapt.1.mean_teacher.rampup_iters=20",)), *cap(49), *src,
         )  # fmt: skip
         sup = train(
             "synth-infant-prior", runs / "supervised",
             f"data.train.synth.n={n}", "adapt=[{layer_decay: {rate: 0.75}}]", f"schedule.epochs={ep}",
-            "schedule.warmup_iters=10", "train.max_iters=56",
+            "schedule.warmup_iters=10", *cap(56), *src,
         )  # fmt: skip
         results["mt"] = compare(out / "compare_mt", {"foundation": FM, "supervised": str(sup), "mean_teacher": str(mt)},
                                 tests, "foundation")  # fmt: skip
 
     if "adv" in only:  # 2. 50 labelled infants
-        few = ("data.train.synth.n=50", "schedule.epochs=10", "schedule.warmup_iters=10", "train.max_iters=22")
+        few = ("data.train.synth.n=50", *src) + (
+            () if args.full else ("schedule.epochs=10", "schedule.warmup_iters=10", *cap(22))
+        )
         adv = train(
             "synth-infant-adversarial",
             runs / "adversarial",
@@ -142,8 +152,8 @@ def main() -> None:
         results["adv"] = compare(out / "compare_adv", models, tests, "finetune50")
 
     if "prior" in only:  # 3. prior on / off with 100 labels
-        base = ("data.train.synth.n=100", "schedule.epochs=3", "schedule.warmup_iters=5",
-                f"adapt.1.prior.prior={prior}")  # fmt: skip
+        base = ("data.train.synth.n=100", f"adapt.1.prior.prior={prior}", *src,
+                *(() if args.full else ("schedule.epochs=3", "schedule.warmup_iters=5")))  # fmt: skip
         on = train("synth-infant-prior", runs / "prior_on", *base)
         off = train("synth-infant-prior", runs / "prior_off", *base, "adapt.1.prior.weight=0")
         models = {"prior_off": str(off), "prior_on": str(on), "foundation": FM}
@@ -168,8 +178,8 @@ def main() -> None:
         results["prior_eval"] = rates
 
     if "distill" in only:  # 4. distillation, shrunk hard
-        small = ("data.train.synth.n=1500", "data.train.synth.stream=false", "schedule.epochs=3",
-                 "schedule.warmup_iters=20")  # fmt: skip
+        small = ("data.train.synth.n=1500", "data.train.synth.stream=false", f"adapt.0.distill.teacher={FM}",
+                 f"schedule.epochs={10 if args.full else 3}", "schedule.warmup_iters=20")  # fmt: skip
         st = train("synth-distill", runs / "distill", *small)
         st0 = train("synth-distill", runs / "no_teacher", *small, "adapt=[]")
         results["distill"] = compare(out / "compare_distill",
