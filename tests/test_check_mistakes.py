@@ -78,3 +78,44 @@ def test_a_wrong_image_folder_is_one_summary_line(tmp_path: Path, data: Path, ca
     (tmp_path / "elsewhere").mkdir()
     rc, out = check(tmp_path, gt(data), capsys, "--images", str(tmp_path / "elsewhere"))
     assert rc == 2 and out.count("\n") == 1 and "0 of 4 images found in" in out and "first missing" in out
+
+
+def test_preview_writes_a_grid_of_labelled_samples(tmp_path: Path, data: Path, capsys) -> None:
+    import cv2
+    import numpy as np
+
+    from poseadapt.draw import LEFT_COLOUR, RIGHT_COLOUR
+    from poseadapt.schemas import get_schema
+
+    png = tmp_path / "sub" / "preview.png"
+    rc, out = check(tmp_path, gt(data), capsys, "--images", str(data / "images"), "--preview", str(png))
+    assert rc == 0 and f"preview: {png}" in out, out
+    sheet = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    assert sheet.shape == (256, 4 * 258 - 2, 3)  # 4 images in one row of 256-px tiles, 2-px gutters
+    assert not [p for p in png.parent.iterdir() if p != png]  # no temporary file left beside it
+
+    coco, schema = gt(data), get_schema("coco17")
+    first = min(im["id"] for im in coco["images"])
+    image = next(im for im in coco["images"] if im["id"] == first)
+    s = 256 / max(image["width"], image["height"])
+    labelled = [
+        (name, x * s, y * s, v)
+        for ann in coco["annotations"]
+        if ann["image_id"] == first
+        for name, (x, y, v) in zip(schema.keypoints, np.reshape(ann["keypoints"], (-1, 3)), strict=True)
+        if v > 0
+    ]
+    colour = {left: LEFT_COLOUR for left, _ in schema.flip_pairs} | {r: RIGHT_COLOUR for _, r in schema.flip_pairs}
+    checked = 0
+    for name, x, y, v in labelled:
+        alone = all(np.hypot(x - x2, y - y2) > 6 for n2, x2, y2, _ in labelled if n2 != name)
+        if v == 2 and name in colour and alone and y > 24:  # clear of other dots and of the file-name label
+            bgr = sheet[int(round(y)), int(round(x))]
+            assert tuple(int(c) for c in bgr[::-1]) == colour[name], (name, x, y)
+            checked += 1
+    assert checked >= 2  # the rendered person shows at least two separate side keypoints
+
+
+def test_preview_needs_the_images(tmp_path: Path, data: Path, capsys) -> None:
+    rc, out = check(tmp_path, gt(data), capsys, "--preview", str(tmp_path / "p.png"))
+    assert rc == 2 and out.count("\n") == 1 and "give --images too" in out

@@ -115,11 +115,19 @@ def check(
     ] = None,
     decode: Annotated[bool, typer.Option("--decode", help="Also decode every image (slower).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            "--preview",
+            help="Write this PNG: a grid of up to 16 labelled images (left/right/centre colours, skeleton, boxes, "
+            "occluded points as rings). Needs --images.",
+        ),
+    ] = None,
 ) -> None:
     """Validate a dataset up front: annotations against the schema, boxes, ids, and image files."""
     from poseadapt.cli import check_cmd
 
-    check_cmd.run(ann, images, schema, decode, json_out)
+    check_cmd.run(ann, images, schema, decode, json_out, preview)
 
 
 # ---------------------------------------------------------------------------------------------- synth

@@ -57,8 +57,8 @@ def _init(
 
 
 def _render_one(index: int) -> tuple[int, list[tuple[dict, list[dict]]], np.ndarray | None]:
+    from poseadapt.draw import draw_annotations
     from poseadapt.synth import image_file_name, sample_rng
-    from poseadapt.synth.preview import draw_annotations
 
     s = _state
     sample = render_scene(sample_rng(s["seed"], index), s["pop"], s["options"], s["source"], index=index)
@@ -98,8 +98,8 @@ def write_dataset_files(
     workers: int,
     progress: Callable[[int], None] | None,
 ) -> DatasetFiles:
+    from poseadapt.draw import contact_sheet
     from poseadapt.synth import DatasetFiles
-    from poseadapt.synth.preview import contact_sheet
 
     image_dir = out_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
