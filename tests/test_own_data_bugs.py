@@ -171,19 +171,62 @@ def test_flip_pairs_from_capital_side_prefixes_and_other_spellings() -> None:
     assert set(schema.flip_pairs) == pairs and unpaired_side_names(schema) == []
 
 
-def test_side_names_without_pairs_warn_when_random_flip_is_on(
+def side_named_data(tmp_path: Path, data: Path) -> tuple[Path, Path]:
+    """The rendered adults relabelled in a coco17 copy whose sides are L_/R_ and whose flip_pairs are empty."""
+    names = [n.replace("left_", "L_").replace("right_", "R_") for n in get_schema("coco17").keypoints]
+    coco = get_schema("coco17").to_dict()
+    schema_file = tmp_path / "sides17.yaml"
+    schema_file.write_text(yaml.safe_dump({**coco, "name": "sides17", "keypoints": names, "flip_pairs": [],
+                                           "skeleton": [], "groups": {}}))  # fmt: skip
+    gt = json.loads((data / "annotations" / "adult_coco17.json").read_text())
+    gt["categories"][0]["keypoints"] = names
+    ann = tmp_path / "sides.json"
+    ann.write_text(json.dumps(gt))
+    return schema_file, ann
+
+
+def test_random_flip_refuses_a_schema_with_sides_but_no_flip_pairs(
     tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from poseadapt.train.build import check_flip_pairs
+    schema_file, ann = side_named_data(tmp_path, data)
+    r = recipe(data, schema=str(schema_file))
+    r["data"]["train"] = {"ann": str(ann), "images": str(data / "images"), "schema": str(schema_file)}  # flips
+    rc, _, err = run_cli(["train", str(write(tmp_path, r)), "--out", str(tmp_path / "run")], capsys)
+    assert rc != 0 and err.count("\n") == 1, err
+    assert err.startswith("error:") and "random flip (on by default) needs flip pairs" in err
+    assert "'sides17'" in err and "L_eye" in err and "flip_pairs" in err and "data.train.0.augment" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+    r["data"]["train"]["augment"] = [{"type": "RandomBBoxTransform"}, {"type": "RandomFlip", "prob": 0.5}]
+    rc, _, err = run_cli(["train", str(write(tmp_path, r)), "--out", str(tmp_path / "run")], capsys)
+    assert rc != 0 and err.count("\n") == 1 and "random flip needs flip pairs" in err, err
+
+
+def test_side_names_without_pairs_only_warn_when_random_flip_is_off(
+    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from poseadapt.train.build import build_trainer, check_flip_pairs
+    from poseadapt.train.recipe import recipe_from_dict
 
     names = ["neck", "L_wrist", "R_wrist"]
     schema = KeypointSchema.from_dict({"name": "c3", "keypoints": names, "sigmas": [0.05] * 3, "flip_pairs": []})
     assert unpaired_side_names(schema) == ["L_wrist", "R_wrist"]
-    check_flip_pairs(schema, None, "data.train.0")  # default augmentation flips
+    check_flip_pairs(schema, [{"type": "RandomBBoxTransform"}], "data.train.0")
     err = capsys.readouterr().err
-    assert "warning:" in err and "L_wrist" in err and "flip_pairs" in err
-    check_flip_pairs(schema, [{"type": "RandomBBoxTransform"}], "data.train.0")  # no flip: nothing to say
+    assert err.count("warning:") == 1 and "L_wrist" in err and "flip_pairs" in err
+    check_flip_pairs(get_schema("coco17"), None, "data.train.0")  # paired sides: nothing to say
     assert capsys.readouterr().err == ""
+
+    schema_file, ann = side_named_data(tmp_path, data)
+    r = recipe(data, schema=str(schema_file))
+    no_flip = [{"type": "RandomBBoxTransform"}]
+    r["data"]["train"] = {
+        "ann": str(ann),
+        "images": str(data / "images"),
+        "schema": str(schema_file),
+        "augment": no_flip,
+    }
+    build_trainer(recipe_from_dict(r), tmp_path / "run")  # builds: no flip in use
+    assert "warning:" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- schedule

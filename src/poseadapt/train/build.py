@@ -291,21 +291,28 @@ def check_image_folder(data: Any, root: Path, key: str) -> None:
 
 
 def check_flip_pairs(schema: Any, augment: list[dict[str, Any]] | None, key: str) -> None:
-    """Warn when random flip is on but the schema has left/right-looking keypoints outside its flip pairs: the
-    flip would mirror the image without swapping the sides' labels."""
+    """Refuse random flip (on by default, or a RandomFlip with prob > 0 in `augment`) when the schema has
+    left/right-looking keypoints outside its flip pairs: the flip would mirror the image without swapping the
+    sides' labels, so training would learn swapped sides. Without random flip the same schema only warns."""
     from poseadapt.schemas.schema import unpaired_side_names
 
+    unpaired = unpaired_side_names(schema)
+    if not unpaired:
+        return
     flips = augment is None or any(
         isinstance(t, dict) and t.get("type") == "RandomFlip" and float(t.get("prob", 0.5)) > 0 for t in augment
     )
-    unpaired = unpaired_side_names(schema)
-    if flips and unpaired:
-        warn(
-            f"recipe key '{key}': random flip is on but schema '{schema.name}' has left/right-looking keypoints "
-            f"without flip pairs ({', '.join(unpaired[:4])}{', ...' if len(unpaired) > 4 else ''}): flipped "
-            "samples would swap sides; add 'flip_pairs' to the schema or drop RandomFlip from "
-            f"'{key}.augment'"
+    names = f"{', '.join(unpaired[:4])}{', ...' if len(unpaired) > 4 else ''}"
+    if flips:
+        raise SchemaError(
+            f"recipe key '{key}.augment': random flip{' (on by default)' if augment is None else ''} needs flip "
+            f"pairs, but schema '{schema.name}' has left/right-looking keypoints in none ({names}): flipped samples "
+            f"would swap sides; add 'flip_pairs' to the schema, or give '{key}.augment' without RandomFlip"
         )
+    warn(
+        f"recipe key '{key}': schema '{schema.name}' has left/right-looking keypoints without flip pairs ({names}); "
+        "random flip is off, but a flip test would not swap them either; add 'flip_pairs' to the schema"
+    )
 
 
 def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, padding: float) -> Any:
@@ -318,6 +325,7 @@ def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, paddi
     schema = get_schema(src.schema_name) if src.schema_name else head_schema
     if list(schema.keypoints) != list(head_schema.keypoints):
         raise SchemaError(f"recipe key '{key}.schema': '{schema.name}' does not match the head's '{head_schema.name}'")
+    check_flip_pairs(schema, src.augment, key)
     try:
         transforms = build_transforms(src.augment) if src.augment is not None else None
     except PoseAdaptError as exc:
