@@ -22,6 +22,9 @@ MMPOSE_LOWER = {
     "halpe136": [11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24, 25],
     # mmpose humanart21.py also marks the fingertips (17, 18) 'lower': a slip, a fingertip is on the arm
     "humanart21": [11, 12, 13, 14, 15, 16, 19, 20],
+    "coco_aic19": list(range(11, 17)),
+    "h36m17": [0, 1, 2, 3, 4, 5, 6],  # root, hips, knees, feet
+    "mpii_trb40": [6, 7, 8, 9, 10, 11, *range(28, 40)],  # joints and the contour points beside them
     # mmpose ap10k.py: Root of tail, hips, knees, back paws, and R_F_Paw (10), while L_F_Paw (7) is 'upper': a slip
     # we do not copy (a flip would move the front paw between halves). Everything else agrees.
     "ap10k17": [4, 11, 12, 13, 14, 15, 16],

@@ -7,6 +7,7 @@ fields) and the official evaluation code each dataset cites for its sigmas.
 import pytest
 
 from poseadapt.schemas import builtin_names, canonical_keypoint_name, derive_flip_pairs, get_schema
+from poseadapt.schemas.registry import BUILTIN_DIR, SCHEMA_ALIASES
 
 REQUIRED = {"coco17", "coco_wholebody133", "halpe26", "mpii16", "aic14", "crowdpose14", "ap10k17", "onehand21"}
 
@@ -67,6 +68,30 @@ MMPOSE = {
         "left_knee right_wrist left_wrist right_ankle left_ankle",
         [0.025, 0.107, 0.025, 0.079, 0.079, 0.107, 0.107, 0.072, 0.072, 0.087, 0.087, 0.062, 0.062, 0.089, 0.089],
         [(3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14)],
+    ),
+    "coco_aic19": (  # mmpose coco_aic.py
+        "nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow right_elbow "
+        "left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle right_ankle head_top neck",
+        COCO_SIGMAS + [0.026, 0.026],
+        [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)],
+    ),
+    "h36m17": (  # mmpose h36m.py: sigmas=[] (none published; ours are borrowed, see test_borrowed_sigmas_say_so)
+        "root right_hip right_knee right_foot left_hip left_knee left_foot spine thorax neck_base head "
+        "left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist",
+        None,
+        [(1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16)],
+    ),
+    "mpii_trb40": (  # mmpose mpii_trb.py (its 'head' is MPII's head top); sigmas=[]
+        "left_shoulder right_shoulder left_elbow right_elbow left_wrist right_wrist left_hip right_hip left_knee "
+        "right_knee left_ankle right_ankle head_top neck right_neck left_neck medial_right_shoulder "
+        "lateral_right_shoulder medial_right_bow lateral_right_bow medial_right_wrist lateral_right_wrist "
+        "medial_left_shoulder lateral_left_shoulder medial_left_bow lateral_left_bow medial_left_wrist "
+        "lateral_left_wrist medial_right_hip lateral_right_hip medial_right_knee lateral_right_knee "
+        "medial_right_ankle lateral_right_ankle medial_left_hip lateral_left_hip medial_left_knee lateral_left_knee "
+        "medial_left_ankle lateral_left_ankle",
+        None,
+        [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (14, 15), (16, 22), (17, 23), (18, 24), (19, 25),
+         (20, 26), (21, 27), (28, 34), (29, 35), (30, 36), (31, 37), (32, 38), (33, 39)],
     ),
     "onehand21": (
         "wrist thumb1 thumb2 thumb3 thumb4 forefinger1 forefinger2 forefinger3 forefinger4 middle_finger1 "
@@ -149,15 +174,70 @@ def test_matches_mmpose_reference(name):
     names, sigmas, swaps = MMPOSE[name]
     s = get_schema(name)
     ref_names = names.split()
-    assert len(s) == len(ref_names) == len(sigmas)
+    assert len(s) == len(ref_names)
     # same points in the same order: our readable names denote the same point as mmpose's spelling
     ours = [canonical_keypoint_name(k) for k in s.keypoints]
     theirs = [canonical_keypoint_name(k) for k in ref_names]
     if name == "halpe26":  # mmpose calls Halpe's top of head 'head'; transcribed as head_top above
         theirs[17] = "head_top"
     assert ours == theirs
-    assert list(s.sigmas) == pytest.approx(sigmas, abs=0)
+    if sigmas is not None:
+        assert list(s.sigmas) == pytest.approx(sigmas, abs=0)
     assert _pairs_by_index(s) == {tuple(sorted(p)) for p in swaps}
+
+
+# Built-ins whose dataset publishes no OKS sigmas: every sigma is the one of the joint it sits on (or beside), taken
+# from the schema named here, and the YAML says so. A value that matches no joint would be an unlabelled estimate.
+BORROWED = {
+    "h36m17": {"hip": 0.107, "knee": 0.087, "foot": 0.089, "shoulder": 0.079, "elbow": 0.072, "wrist": 0.062,
+               "root": 0.026, "spine": 0.026, "thorax": 0.026, "base": 0.026, "head": 0.026},
+    "mpii_trb40": {"hip": 0.107, "knee": 0.087, "ankle": 0.089, "shoulder": 0.079, "bow": 0.072, "elbow": 0.072,
+                   "wrist": 0.062, "top": 0.079, "neck": 0.079},  # CrowdPose's values for the same 14 joints
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BORROWED))
+def test_borrowed_sigmas_say_so(name):
+    s = get_schema(name)
+    assert list(s.sigmas) == [BORROWED[name][k.split("_")[-1]] for k in s.keypoints]
+    text = (BUILTIN_DIR / f"{name}.yaml").read_text()
+    assert "BORROWED, not published" in text and "poseadapt sigmas" in text
+
+
+# mmpose dataset names that are exactly a built-in (same points, flip pairs and sigmas in mmpose's configs)
+MMPOSE_NAMES = {
+    "ubody2d": "coco_wholebody133",  # ubody2d.py: coco_wholebody.py's 133 names, swaps and sigmas, nothing else
+    "exlpose": "crowdpose14",  # exlpose.py: CrowdPose's order (`head` = head top) and sigmas
+    "humanart_aic": "coco_aic19",  # humanart_aic.py: coco_aic.py's names, swaps and sigmas
+    "coco_aic": "coco_aic19",
+    "h36m": "h36m17",
+    "mpii_trb": "mpii_trb40",
+    "mhp": "mpii16",  # mhp.py: mpii.py's 16 names and sigmas
+    "ochuman": "coco17",
+    "posetrack18": "posetrack17",
+}
+
+
+@pytest.mark.parametrize("alias", sorted(MMPOSE_NAMES))
+def test_mmpose_dataset_names_resolve(alias):
+    assert alias in SCHEMA_ALIASES and SCHEMA_ALIASES[alias] == MMPOSE_NAMES[alias]
+    assert get_schema(alias) is get_schema(MMPOSE_NAMES[alias]) is get_schema(alias.upper())
+
+
+def test_alias_table_names_only_builtins():
+    assert set(SCHEMA_ALIASES.values()) <= set(builtin_names())
+    assert not set(SCHEMA_ALIASES) & set(builtin_names())  # an alias never hides a built-in
+
+
+def test_exlpose_and_ubody_are_the_layouts_they_alias():
+    names, sigmas, swaps = MMPOSE["crowdpose14"]
+    exl = get_schema("exlpose")  # mmpose exlpose.py sigmas, transcribed independently of crowdpose.py's
+    assert list(exl.sigmas) == [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+                                0.079, 0.079] == sigmas  # fmt: skip
+    assert _pairs_by_index(exl) == {tuple(sorted(p)) for p in swaps}
+    ub = get_schema("ubody2d")
+    hand = list(MMPOSE["onehand21"][1])
+    assert list(ub.sigmas) == COCO_SIGMAS + WB_FOOT_SIGMAS + WB_FACE_SIGMAS + hand + hand
 
 
 def test_halpe136_layout():
@@ -219,3 +299,30 @@ def test_builtin_yaml_round_trips(tmp_path):
         path = tmp_path / f"{name}.yaml"
         path.write_text(s.to_yaml())
         assert KeypointSchema.from_yaml(path).to_dict() == s.to_dict()
+
+
+# Built-ins whose sigmas no study of that population / dataset published: the README says so for each, and so
+# does the schema's own YAML.
+NOT_PUBLISHED = {
+    "infant21": "ADULT values borrowed",
+    "elderly23": "borrowed",
+    "wheelchair25": "ESTIMATES, not measured",
+    "h36m17": "BORROWED, not published",
+    "mpii_trb40": "BORROWED, not published",
+    "mpii16": "publishes no OKS sigmas",
+    "jhmdb15": "COCO-derived values",
+}
+
+
+def test_readme_says_published_sigmas_only_where_they_are():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if "Keypoint schemas:" in line)
+    listed = row.split("built-ins (", 1)[1].split(";", 1)[0].replace(")", "").split(", ")
+    assert sorted(listed) == builtin_names() and row.startswith(f"| Keypoint schemas: {len(listed)} built-ins")
+    caveat = row.split("Borrowed, not published:", 1)[1].split("Measure yours", 1)[0]
+    for name, phrase in NOT_PUBLISHED.items():
+        assert name in caveat, f"README does not say {name}'s sigmas are not published"
+        assert phrase in (BUILTIN_DIR / f"{name}.yaml").read_text()
+    assert "wheelchair25's chair-point sigmas are estimates" in caveat
