@@ -191,6 +191,23 @@ def test_import_img_size_is_width_first_like_recipes(tmp_path: Path, capsys: pyt
     assert code != 0 and "WIDTHxHEIGHT" in err
 
 
+def test_interop_messages_say_sizes_width_first(tmp_path: Path) -> None:
+    from poseadapt.errors import PoseAdaptError
+    from poseadapt.interop.common import grid_from_tokens
+    from poseadapt.interop.importers import import_checkpoint
+    from test_interop_layouts import HEADS, timm_vit
+
+    with pytest.raises(PoseAdaptError, match=r"pos_embed has 10 tokens, not 3x4 \(w x h\)$"):
+        grid_from_tokens(10, (4, 3))  # a (h, w) = (4, 3) token grid is 3 wide, 4 high
+    torch.manual_seed(0)
+    torch.save({"model": timm_vit(5, 16, True, False)}, tmp_path / "vit.pth")
+    model, report = import_checkpoint(
+        "timm", str(tmp_path / "vit.pth"), schema="coco17", num_heads=HEADS, img_size=(64, 48)
+    )
+    assert model.config.backbone.grid_size == (4, 3)  # (h, w) tokens of the 48x64 (w x h) crop
+    assert any(n.startswith("pos_embed 5x5 resized to 3x4 (w x h, bicubic)") for n in report.notes), report.notes
+
+
 def test_training_writes_a_learning_curve_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 

@@ -125,8 +125,11 @@ def test_cspnext_backbone_is_refused_in_one_line(tmp_path, capsys: pytest.Captur
     ("change", "message"),
     [
         ({"head.gau.w": torch.rand(33)}, "variant not supported \\(gau.w\\)"),
-        ({"head.cls_y.weight": _rand(100, HIDDEN)}, "do not fit a 48x64 crop"),
-        ({"head.mlp.1.weight": _rand(HIDDEN, 48)}, "flattens a 48-cell feature map but the backbone gives 4x3"),
+        ({"head.cls_y.weight": _rand(100, HIDDEN)}, "do not fit a 48x64 \\(w x h\\) crop"),
+        (
+            {"head.mlp.1.weight": _rand(HIDDEN, 48)},
+            "flattens a 48-cell feature map but the backbone gives 3x4 \\(w x h\\) = 12",
+        ),
     ],
 )
 def test_rtmcc_variants_that_do_not_fit_are_refused(tmp_path, change: dict, message: str) -> None:

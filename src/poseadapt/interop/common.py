@@ -148,7 +148,7 @@ def grid_from_tokens(n: int, grid: tuple[int, int] | None = None) -> tuple[int, 
     """Token grid (h, w) of a stored pos_embed: the given grid, else 4:3 portrait (pose crops), else square."""
     if grid is not None:
         if grid[0] * grid[1] != n:
-            raise PoseAdaptError(f"pos_embed has {n} tokens, not {grid[0]}x{grid[1]}")
+            raise PoseAdaptError(f"pos_embed has {n} tokens, not {grid[1]}x{grid[0]} (w x h)")
         return grid
     w = math.isqrt(n * 3 // 4)
     if w * (w * 4 // 3) == n and w % 3 == 0:
@@ -225,13 +225,13 @@ def infer_simcc_head(
     gh, gw = grid
     if flat != gh * gw:
         raise PoseAdaptError(
-            f"{where}: the head flattens a {flat}-cell feature map but the backbone gives {gh}x{gw} = {gh * gw}"
+            f"{where}: the head flattens a {flat}-cell feature map but the backbone gives {gw}x{gh} (w x h) = {gh * gw}"
         )
     x_bins, y_bins = head["cls_x.weight"].shape[0], head["cls_y.weight"].shape[0]
     ratio = x_bins / w
     if int(h * ratio) != y_bins or int(w * ratio) != x_bins:
         raise PoseAdaptError(
-            f"{where}: {x_bins} x-bins and {y_bins} y-bins do not fit a {w}x{h} crop with one split ratio"
+            f"{where}: {x_bins} x-bins and {y_bins} y-bins do not fit a {w}x{h} (w x h) crop with one split ratio"
         )
     if head["gau.uv.weight"].shape[0] != 2 * e + s:
         raise PoseAdaptError(f"{where}: gau.uv has {head['gau.uv.weight'].shape[0]} rows, expected 2 * {e} + {s}")

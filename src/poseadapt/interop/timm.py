@@ -89,7 +89,7 @@ def import_timm(
     pos = resize_pos_embed(grid, (side, side), backbone.grid_size)
     mapped["backbone.pos_embed"] = pos + cls_pos if cls_pos is not None else pos
     report.notes.append(
-        f"pos_embed {side}x{side} resized to {backbone.grid_size[0]}x{backbone.grid_size[1]} (bicubic)"
+        f"pos_embed {side}x{side} resized to {backbone.grid_size[1]}x{backbone.grid_size[0]} (w x h, bicubic)"
         + ("; its cls slot added to every token" if cls_pos is not None else "")
     )
     if "cls_token" in report.unused:
