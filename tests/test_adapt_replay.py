@@ -146,8 +146,8 @@ def test_rehearsal_teacher_must_share_keypoints_and_crop(codec):
         RehearsalTargets(big, "infant21", codec)
 
 
-def evaluate_ap(model, dataset: TopDownDataset, coco_gt: dict) -> dict[str, float]:
-    """Top-down predictions on GT boxes -> image coordinates -> COCO OKS AP with the schema's sigmas."""
+def predict_results(model, dataset: TopDownDataset) -> list[dict]:
+    """Top-down predictions on GT boxes, back in image coordinates, as COCO results."""
     model.eval()
     batch = collate([dataset[i] for i in range(len(dataset))], keep_meta=True)
     with torch.no_grad():
@@ -160,7 +160,37 @@ def evaluate_ap(model, dataset: TopDownDataset, coco_gt: dict) -> dict[str, floa
         results.append(
             {"image_id": meta["image_id"], "category_id": 1, "keypoints": kps.ravel().tolist(), "score": 1.0}
         )
-    return coco_keypoint_stats(coco_gt, results, dataset.schema.sigmas)
+    return results
+
+
+def pycocotools_ap(coco_gt: dict, results: list[dict], sigmas) -> tuple[float, float]:
+    """(AP, AR) from pycocotools itself: the oracle for our scorer."""
+    import contextlib
+    import copy
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(coco_gt)
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(copy.deepcopy(results)), "keypoints")
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas)
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    return float(ev.stats[0]), float(ev.stats[5])
+
+
+def shifted_gt_results(coco_gt: dict, sigmas, oks: float) -> list[dict]:
+    """The GT moved so that every person's OKS is exactly `oks`: each labelled keypoint k shifted along x by
+    d_k = 2 sigma_k sqrt(2 area ln(1/oks)), since COCO's OKS term is exp(-d^2 / (2 area (2 sigma)^2))."""
+    out = []
+    for ann in coco_gt["annotations"]:
+        kp = np.asarray(ann["keypoints"], float).reshape(-1, 3)
+        kp[:, 0] += 2 * np.asarray(sigmas) * np.sqrt(2 * ann["area"] * np.log(1 / oks))
+        out.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 1.0})
+    return out
 
 
 def test_schema_changing_finetune_coco17_to_infant21_trains_and_evaluates(codec):
@@ -220,9 +250,16 @@ def test_schema_changing_finetune_coco17_to_infant21_trains_and_evaluates(codec)
     exported = rehearsal.export(stages.export(student))
     eval_set = synth_set("infant", "infant21", 12, 2, codec, train=False)
     _, coco_gt = render_dataset("infant", n=12, size=128, schema="infant21", seed=2)
-    stats = evaluate_ap(exported, eval_set, coco_gt)
-    assert set(stats) >= {"AP", "AP50", "AR"}
-    assert 0.0 <= stats["AP"] <= 1.0 and 0.0 <= stats["AR"] <= 1.0
+    sigmas = eval_set.schema.sigmas
+    # geometry oracle for the scorer on this GT: every person at OKS 0.77 passes thresholds .50-.75 (6 of 10)
+    # with precision 1 and fails .80-.95, so AP = 0.6, AP50 = AP75 = 1, AR = 0.6 (by hand, not by pycocotools)
+    known = coco_keypoint_stats(coco_gt, shifted_gt_results(coco_gt, sigmas, 0.77), sigmas)
+    assert (known["AP"], known["AP50"], known["AP75"], known["AR"]) == pytest.approx((0.6, 1.0, 1.0, 0.6), abs=1e-9)
+    # the adapted model's AP is what pycocotools computes on the same predictions
+    results = predict_results(exported, eval_set)
+    assert sorted(r["image_id"] for r in results) == sorted(a["image_id"] for a in coco_gt["annotations"])
+    stats = coco_keypoint_stats(coco_gt, results, sigmas)
+    assert (stats["AP"], stats["AR"]) == pytest.approx(pycocotools_ap(coco_gt, results, sigmas), abs=1e-9)
 
 
 def test_a_teacher_peak_outside_the_crop_gives_no_pseudo_label(monkeypatch) -> None:
