@@ -181,3 +181,39 @@ def test_lora_through_the_trainer_exports_a_plain_checkpoint(tmp_path):
     assert type(exported) is PoseModel and not any("lora" in k for k in exported.state_dict())
     assert exported.provenance["adapt"] == [{"lora": {"r": 4, "alpha": 16.0, "dropout": 0.0, "targets": list(TARGETS),
                                                       "head": "final"}}]  # fmt: skip
+
+
+def test_peft_is_inside_the_pinned_range():
+    """The range in pyproject.toml and constraints.txt is the one these tests run against."""
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    root = Path(__file__).parents[1]
+    pinned = re.search(r'"peft([^"]+)"', (root / "pyproject.toml").read_text()).group(1)
+    constrained = re.search(r"^peft(\S+)$", (root / "constraints.txt").read_text(), re.M).group(1)
+    assert pinned == constrained and "<" in pinned  # an upper bound: a new peft is tested before it is allowed
+    assert version("peft") in SpecifierSet(pinned)
+
+
+def test_adapters_are_recognised_by_peft_class_not_by_attribute_names(base_model):
+    from peft.tuners.lora import LoraLayer
+
+    from poseadapt.adapt.lora import has_lora
+
+    class LookAlike(torch.nn.Linear):  # the attributes the old duck-typing test looked for, but no peft layer
+        lora_A = torch.nn.ModuleDict()
+
+        def get_base_layer(self):
+            return self
+
+    decoy = copy.deepcopy(base_model)
+    decoy.backbone.blocks[0].mlp.fc2 = LookAlike(4, 4)
+    assert not has_lora(decoy)
+    model = prepare_model(copy.deepcopy(base_model), lora(r=2, targets=list(TARGETS)))
+    wrapped = [n for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+    assert has_lora(model) and len(wrapped) == 4 * len(model.backbone.blocks)
+    plain = merge_for_export(model)
+    assert not has_lora(plain) and not any(isinstance(m, LoraLayer) for m in plain.modules())

@@ -7,11 +7,17 @@ Targets are resolved here to full module names inside `backbone.blocks` (peft wo
 conv for a bare `proj`). `merge_for_export` folds `scale * B @ A` into each base weight and puts the plain linear
 back, so the exported state dict has the keys of an ordinary PoseModel (our checkpoint loader and ONNX export
 need nothing LoRA-specific). peft is imported only when a LoRA strategy is used: it pulls in transformers.
+
+Only peft's public API is used: `peft.functional.inject_adapter_in_model` (the module peft names as its public
+API for integrations without a PeftModel), adapters recognised as `peft.tuners.lora.LoraLayer` (exported in that
+package's `__all__`), and merged with that layer's `merge` / `get_base_layer`. The tested range is pinned in
+pyproject.toml and constraints.txt; tests/test_adapt_lora.py checks the installed peft is inside it.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import types
 from typing import Any
 
@@ -42,14 +48,20 @@ def has_lora(model: nn.Module) -> bool:
 
 
 def _is_lora_layer(module: nn.Module) -> bool:
-    return hasattr(module, "lora_A") and hasattr(module, "get_base_layer")
+    """A peft LoRA layer. Without peft imported there can be none, so a plain model never imports it."""
+    if "peft" not in sys.modules:
+        return False
+    from peft.tuners.lora import LoraLayer
+
+    return isinstance(module, LoraLayer)
 
 
 def inject_lora(model: nn.Module, settings: Any) -> nn.Module:
     """Wrap the targeted linears of `model` with LoRA adapters, in place (a no-op if it already has them)."""
     if has_lora(model):
         return model
-    from peft import LoraConfig, inject_adapter_in_model
+    from peft import LoraConfig
+    from peft.functional import inject_adapter_in_model
 
     config = LoraConfig(
         r=settings.r,
@@ -88,7 +100,7 @@ def merge_for_export(model: nn.Module) -> nn.Module:
         setattr(plain.get_submodule(parent_name) if parent_name else plain, child, base)
     for param in plain.parameters():
         param.requires_grad_(True)
-    leftover = [n for n, m in plain.named_modules() if type(m).__module__.startswith("peft")]
+    leftover = [n for n, m in plain.named_modules() if type(m).__module__.split(".")[0] == "peft"]
     if leftover:
         raise PoseAdaptError(f"LoRA merge left peft modules behind: {leftover[:3]}")
     return plain
