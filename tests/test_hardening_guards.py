@@ -1,5 +1,6 @@
 """Guards on what the code borrows: the private oneDNN linear probe checks values (plain and fused GELU), and image
-files are recognised by OpenCV's own readers (`cv2.haveImageReader`), not by a header table of ours."""
+files are recognised by OpenCV's own readers (`cv2.haveImageReader`), not by a header table of ours, and the ONNX
+exporter's and hotcoco's known notices are the only warnings filtered."""
 
 from __future__ import annotations
 
@@ -86,3 +87,68 @@ def test_image_files_are_recognised_by_opencv(tmp_path: Path) -> None:
     (tmp_path / "empty.png").touch()
     assert "empty" in check_image_file(tmp_path / "empty.png", decode=False)
     assert "not found" in check_image_file(tmp_path / "missing.png", decode=False)
+
+
+# ---------------------------------------------------------------- warnings: only the known ones are filtered
+
+
+def test_onnx_export_silences_only_the_legacy_exporter_notices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Under warnings-as-errors the export runs (its known notices are filtered by message / module), and a warning
+    of any other kind raised during the export still reaches the caller."""
+    import warnings
+
+    pytest.importorskip("onnx")
+    from poseadapt.interop import onnx_export
+    from poseadapt.models import create_model
+
+    model = create_model("vit_tiny", "coco17", img_size=(64, 48))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        onnx_export.export_onnx(model, tmp_path / "a.onnx", check=False)
+
+    real_export = torch.onnx.export
+
+    def noisy_export(*args, **kwargs):
+        warnings.warn("something else the user must see", UserWarning, stacklevel=1)
+        warnings.warn("another deprecation", DeprecationWarning, stacklevel=1)
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_export.torch.onnx, "export", noisy_export)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        onnx_export.export_onnx(model, tmp_path / "b.onnx", check=False)
+    messages = [str(w.message) for w in record]
+    assert "something else the user must see" in messages and "another deprecation" in messages
+    assert not any("legacy TorchScript-based" in m for m in messages)
+
+
+def test_hotcoco_sigma_notice_is_the_only_hotcoco_warning_filtered(monkeypatch: pytest.MonkeyPatch):
+    import warnings
+
+    import hotcoco
+
+    from poseadapt.evaluate.oks import coco_keypoint_stats
+
+    gt = {
+        "images": [{"id": 1, "width": 100, "height": 100}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50], "area": 2500,
+                         "iscrowd": 0, "num_keypoints": 1, "keypoints": [10, 10, 2]}],
+        "categories": [{"id": 1, "name": "p", "keypoints": ["a"]}],
+    }  # fmt: skip
+    pred = [{"image_id": 1, "category_id": 1, "keypoints": [10, 10, 1], "score": 1.0}]
+    real = hotcoco.COCOeval
+
+    def evaluating(*args, **kwargs):  # hotcoco's own text (it says it in summarize()), then another warning
+        warnings.warn(
+            "hotcoco: kpt_oks_sigmas differ from the COCO defaults, which redefines OKS. Keypoint AP is no longer "
+            "COCO keypoint AP.",
+            UserWarning,
+            stacklevel=1,
+        )
+        warnings.warn("hotcoco: something else", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hotcoco, "COCOeval", evaluating)
+    with pytest.warns(UserWarning) as record:
+        assert coco_keypoint_stats(gt, pred, [0.05])["AP"] == pytest.approx(1.0)
+    assert [str(w.message) for w in record] == ["hotcoco: something else"]

@@ -88,6 +88,9 @@ def coco_keypoint_stats(
     return summarize_keypoints(precision, recall, iou_thrs)
 
 
+HOTCOCO_SIGMA_WARNING = r"hotcoco: kpt_oks_sigmas differ from the COCO defaults"
+
+
 def _accumulate_hotcoco(
     gt: GtSource, pred: PredSource, sigmas: list[float], cat_ids: list[int] | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +98,8 @@ def _accumulate_hotcoco(
 
     with warnings.catch_warnings():
         # hotcoco warns that non-COCO sigmas are "no longer COCO keypoint AP": per-schema sigmas are the point here.
-        warnings.simplefilter("ignore")
+        # Only that warning is silenced; any other hotcoco warning reaches the user.
+        warnings.filterwarnings("ignore", message=HOTCOCO_SIGMA_WARNING, category=UserWarning)
         try:
             coco_gt = hotcoco.COCO(str(gt) if isinstance(gt, str | Path) else dict(gt))
             coco_dt = coco_gt.load_res(str(pred) if isinstance(pred, str | Path) else list(pred))

@@ -66,7 +66,7 @@ def export_onnx(
     os.close(fd)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            _ignore_legacy_exporter_warnings()
             torch.onnx.export(
                 wrapper,
                 (example,),
@@ -86,6 +86,26 @@ def export_onnx(
     if check:
         result["max_rel_error"] = check_onnx(out, example, reference)
     return result
+
+
+def _ignore_legacy_exporter_warnings() -> None:
+    """Silence only what the TorchScript exporter (`dynamo=False`) always says; every other warning still shows.
+
+    The torch.export-based exporter needs onnxscript, which poseadapt does not depend on, so the legacy one is used
+    on purpose: its deprecation notice, the deprecated helper it calls itself, and the tracer's note that the
+    position-embedding resize check is traced as a constant (it is: an export fixes the input size, only the batch
+    axis is dynamic). Anything else, from torch or from the model, reaches the user.
+    """
+    warnings.filterwarnings(
+        "ignore", message=r"You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning
+    )
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The feature will be removed",
+        category=DeprecationWarning,
+        module=r"torch\.onnx\._internal\.torchscript_exporter",
+    )
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"poseadapt\.models\.vit$")
 
 
 def onnx_metadata(model: PoseModel, index: int | None, outputs: list[str]) -> dict[str, str]:
