@@ -245,7 +245,8 @@ def test_user_backgrounds_and_bad_inputs(tmp_path):
     assert custom.kyphosis_deg == (50.0, 55.0)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# pycocotools' _mask.pyx on numpy 2, that one notice only
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn.t accept a copy keyword:DeprecationWarning")
 def test_silhouette_polygons_agree_with_pycocotools(tmp_path):
     """pycocotools rasterises the written polygons back to the renderer's own mask (with holes filled: COCO
     polygons cannot carry the inside of a wheel)."""
