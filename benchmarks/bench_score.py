@@ -1,11 +1,16 @@
-"""`poseadapt score --json` vs pycocotools, each timed as a whole process (median of 5), on 5000 images.
+"""`poseadapt score --json` vs pycocotools and vs bare hotcoco, each timed as a whole process, on 5000 images.
 
 The data: 5000 images with 2-4 people each and a 21-keypoint schema with its own sigmas, people of every size,
-3% crowd regions, 15% unlabelled keypoints, 10% missed people and 0-2 false positives per image. Both processes
-start from the shell (interpreter start-up, imports, JSON parsing, validation and evaluation all count), and the
-ten statistics must be identical.
+3% crowd regions, 15% unlabelled keypoints, 10% missed people and 0-2 false positives per image. Every process
+starts from the shell (interpreter start-up, imports, JSON parsing, validation and evaluation all count). The
+three commands run interleaved (poseadapt, hotcoco, pycocotools, poseadapt, ...) so a change in load hits all
+of them alike; each figure is the median of `--runs`, and the ratios are of the medians (the median of the
+per-round ratios is printed too). The ten statistics of poseadapt and pycocotools must be identical.
 
-    .venv/bin/python benchmarks/bench_score.py [--runs 5] [--images 5000] [--keep DIR]
+"Bare hotcoco" is the floor under `poseadapt score`: a `python -c` that imports hotcoco, parses both files and
+evaluates, with no validation and no CLI.
+
+    .venv/bin/python benchmarks/bench_score.py [--runs 7] [--images 5000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -36,6 +41,19 @@ with contextlib.redirect_stdout(io.StringIO()):
     ev.params.kpt_oks_sigmas = np.array(sigmas)
     ev.evaluate(); ev.accumulate(); ev.summarize()
 print(json.dumps([float(s) for s in ev.stats]))
+"""
+
+HOTCOCO = """
+import json, sys, warnings
+import hotcoco
+warnings.simplefilter("ignore")
+gt = hotcoco.COCO(sys.argv[1])
+ev = hotcoco.COCOeval(gt, gt.load_res(sys.argv[2]), "keypoints")
+params = ev.params
+params.kpt_oks_sigmas = json.loads(sys.argv[3])
+ev.params = params
+ev.evaluate(); ev.accumulate()
+print(json.dumps([float(p) for p in ev.eval["precision"][:, :, 0, 0, -1].mean(axis=1)]))
 """
 
 
@@ -83,19 +101,44 @@ def _prediction(image_id: int, xy: np.ndarray, score: float, rng: np.random.Gene
     return {"image_id": image_id, "category_id": 1, "keypoints": kp.ravel().round(2).tolist(), "score": round(score, 4)}
 
 
-def time_process(cmd: list[str], runs: int) -> tuple[float, list[float], str]:
-    times, out = [], ""
+def describe(folder: Path) -> str:
+    """What the generated files hold, for the benchmark note."""
+    gt = json.loads((folder / "gt.json").read_text())
+    preds = json.loads((folder / "pred.json").read_text())
+    anns = gt["annotations"]
+    crowd = sum(a["iscrowd"] for a in anns)
+    labelled = sum(a["num_keypoints"] for a in anns) / (len(anns) * NUM_KEYPOINTS)
+    mb = sum((folder / n).stat().st_size for n in ("gt.json", "pred.json")) / 1e6
+    return (
+        f"{len(gt['images'])} images, {len(anns)} GT people ({crowd} crowd regions, {labelled:.1%} of keypoints"
+        f" labelled), {len(preds)} predictions, {NUM_KEYPOINTS} keypoints with their own sigmas; GT"
+        f" {(folder / 'gt.json').stat().st_size / 1e6:.1f} MB + predictions"
+        f" {(folder / 'pred.json').stat().st_size / 1e6:.1f} MB = {mb:.1f} MB of JSON"
+    )
+
+
+def time_once(cmd: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, done.stdout
+
+
+def time_interleaved(cmds: dict[str, list[str]], runs: int) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Each command once per round, in the same order, `runs` rounds (after one untimed warm-up round)."""
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    outs: dict[str, str] = {}
+    for name, cmd in cmds.items():  # warm-up: page cache, byte-compiled sources
+        outs[name] = time_once(cmd)[1]
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        times.append(time.perf_counter() - start)
-        out = done.stdout
-    return statistics.median(times), times, out
+        for name, cmd in cmds.items():
+            seconds, outs[name] = time_once(cmd)
+            times[name].append(seconds)
+    return times, outs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--keep", type=Path, default=None, help="write the data here instead of a temp folder")
     args = parser.parse_args()
@@ -105,18 +148,27 @@ def main() -> None:
         sigmas = make_data(folder, args.images)
         gt, pred, schema = (str(folder / n) for n in ("gt.json", "pred.json", "schema.yaml"))
         poseadapt = str(Path(sys.executable).with_name("poseadapt"))
-        ours_cmd = [poseadapt, "score", "--gt", gt, "--pred", pred, "--schema", schema, "--json"]
-        ref_cmd = [sys.executable, "-c", PYCOCOTOOLS, gt, pred, json.dumps(sigmas)]
-        ours, ours_all, ours_out = time_process(ours_cmd, args.runs)
-        ref, ref_all, ref_out = time_process(ref_cmd, args.runs)
-    got = json.loads(ours_out)
-    want = dict(zip(KEYS, json.loads(ref_out), strict=True))
+        cmds = {
+            "poseadapt": [poseadapt, "score", "--gt", gt, "--pred", pred, "--schema", schema, "--json"],
+            "hotcoco": [sys.executable, "-c", HOTCOCO, gt, pred, json.dumps(sigmas)],
+            "pycocotools": [sys.executable, "-c", PYCOCOTOOLS, gt, pred, json.dumps(sigmas)],
+        }
+        description = describe(folder)
+        times, outs = time_interleaved(cmds, args.runs)
+    got = json.loads(outs["poseadapt"])
+    want = dict(zip(KEYS, json.loads(outs["pycocotools"]), strict=True))
     identical = all(got[k] == want[k] for k in KEYS)
     max_diff = max(abs(got[k] - want[k]) for k in KEYS)
-    print(f"data: {args.images} images, {NUM_KEYPOINTS} keypoints; medians of {args.runs} whole-process runs")
-    print(f"poseadapt score --json : {ours:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ours_all)})")
-    print(f"pycocotools (python -c): {ref:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in ref_all)})")
-    print(f"speed-up: {ref / ours:.1f}x")
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(f"data: {description}")
+    print(f"medians of {args.runs} interleaved whole-process runs")
+    for name, label in (("poseadapt", "poseadapt score --json"), ("hotcoco", "bare hotcoco (python -c)"),
+                        ("pycocotools", "pycocotools (python -c)")):  # fmt: skip
+        print(f"{label:25s}: {med[name]:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in times[name])})")
+    paired_ref = statistics.median(r / o for r, o in zip(times["pycocotools"], times["poseadapt"], strict=True))
+    paired_hot = statistics.median(o / h for o, h in zip(times["poseadapt"], times["hotcoco"], strict=True))
+    print(f"speed-up vs pycocotools: {med['pycocotools'] / med['poseadapt']:.1f}x (per round {paired_ref:.1f}x)")
+    print(f"poseadapt / bare hotcoco : {med['poseadapt'] / med['hotcoco']:.2f}x (per round {paired_hot:.2f}x)")
     print(f"statistics identical: {identical} (max |difference| {max_diff:.3g})")
     print(f"AP {got['AP']:.6f}, AR {got['AR']:.6f}")
     if max_diff > 1e-6:

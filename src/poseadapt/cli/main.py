@@ -335,10 +335,31 @@ app.add_typer(recipe_cmd.recipe_app, name="recipe")
 app.command("recipes")(recipe_cmd.recipes)
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """An app holding only the command being run, when it is a plain command (not a group such as `schemas`).
+
+    typer builds click objects for every registered command, about 30 ms for all of them on each call of any
+    command; with one command the usage line, options and errors are the same. The callback keeps it a group, so
+    the command is still addressed by its name. (`score` with plain options skips typer altogether: cli/entry.py.)
+    """
+    name = args[0] if args else None
+    commands = [c for c in app.registered_commands if (c.name or c.callback.__name__) == name]  # type: ignore[union-attr]
+    if len(commands) != 1:
+        return app
+    light = typer.Typer(name=app.info.name, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    light.registered_commands = commands
+    light.callback()(_no_options)
+    return light
+
+
+def _no_options() -> None:
+    """The group callback of `_app_for`'s one-command app."""
+
+
 def main(argv: list[str] | None = None) -> None:
     from poseadapt.errors import PoseAdaptError
 
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(_app_for(sys.argv[1:] if argv is None else argv))
     try:
         rc = command.main(args=argv, prog_name="poseadapt", standalone_mode=False)
     except PoseAdaptError as exc:
