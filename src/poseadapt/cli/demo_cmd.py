@@ -1,11 +1,11 @@
-"""`poseadapt demo [--quick] [--from-scratch] [--out DIR]`: the main job end to end on the embedded default."""
+"""`poseadapt demo [--quick] [--from-scratch] [--scenario S] [--out DIR]`: the main job on the embedded default."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def run(quick: bool, out: Path, from_scratch: bool) -> None:
+def run(quick: bool, out: Path, from_scratch: bool, scenario: str = "labelled") -> None:
     from poseadapt.demo import run_demo
 
-    run_demo(out, quick=quick, from_scratch=from_scratch)
+    run_demo(out, quick=quick, from_scratch=from_scratch, scenario=scenario)

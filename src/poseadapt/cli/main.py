@@ -316,11 +316,18 @@ def demo(
             "--from-scratch", help="Pre-train a small model on rendered adults first, instead of the built-in."
         ),
     ] = False,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="labelled: adapt with the infants' labels four ways; unlabelled: a mean teacher without them.",
+        ),
+    ] = "labelled",
 ) -> None:
-    """Adapt the built-in foundation model to infants four ways; compare every model on three test sets."""
+    """Adapt the built-in foundation model to infants; compare every model on three test sets."""
     from poseadapt.cli import demo_cmd
 
-    demo_cmd.run(quick, out, from_scratch)
+    demo_cmd.run(quick, out, from_scratch, scenario)
 
 
 # ---------------------------------------------------------------------------------------------- compare, sigmas

@@ -1,4 +1,8 @@
-"""What the demo renders, trains and compares: one frozen dataclass per preset (`default`, `quick`).
+"""What the demo renders, trains and compares: one frozen dataclass per preset (`default`, `quick`) and scenario.
+
+Scenario `labelled` adapts with the infants' labels four ways; scenario `unlabelled` hides them: a mean teacher
+(`synth-infant-mean-teacher`: labelled adults anchor the task, the same infant images come without labels, a pose
+prior fitted on another render of infant poses) against full fine-tuning on the same images with their labels.
 
 The sizes are set by time, not taste: the default must finish in under 15 minutes on 2 CPU cores, `--quick` in
 about 2. Every run is the shipped recipe `demo-infant` with the run's `adapt:` list and sizes set on top; the
@@ -12,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RECIPE = "demo-infant"
+MEAN_TEACHER_RECIPE = "synth-infant-mean-teacher"
+SCENARIOS = ("labelled", "unlabelled")
 PRETRAIN_RECIPE = "synthpose-vit-tiny"
 FOUNDATION = "builtin:synthpose-vit-tiny"
 
@@ -38,6 +44,7 @@ class RunSpec:
     label: str
     adapt: list[dict[str, Any]]
     lr: float = 1e-3
+    zero_labels: bool = False  # the mean-teacher run: infants unlabelled, adults (`DemoSettings.anchor`) labelled
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class DemoSettings:
     runs: tuple[RunSpec, ...]
     pretrain_samples: int  # --from-scratch only
     bootstrap: int = 1000
+    scenario: str = "labelled"
+    anchor: DataSpec | None = None  # unlabelled scenario: the labelled adults beside the unlabelled infants
+    prior_poses: DataSpec | None = None  # unlabelled scenario: infant poses the pose prior is fitted on
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,6 +72,23 @@ def _runs(adults: DataSpec) -> tuple[RunSpec, ...]:
         RunSpec("head_only", "head only", [{"head_only": {}}], lr=2.5e-3),
         RunSpec("rehearsal", "full FT + rehearsal", [{"full": {}}, {"rehearsal": {"source": replay, "ratio": 0.5}}]),
     )
+
+
+def _unlabelled_runs() -> tuple[RunSpec, ...]:
+    return (
+        RunSpec("full", "full FT, infant labels", [{"full": {}}]),
+        # the recipe's own adapt list (layer decay + mean teacher), its lr; the demo points it at its data
+        RunSpec("mean_teacher", "mean teacher, 0 infant labels", [], lr=2e-4, zero_labels=True),
+    )
+
+
+def unlabelled(settings: DemoSettings) -> DemoSettings:
+    """The same data and test sets; the runs of the zero-label scenario."""
+    from dataclasses import replace
+
+    adults = DataSpec("adult", "random", settings.infant_train.n, 3)
+    poses = DataSpec("infant", "top", 500 if settings.preset == "default" else 200, 7)
+    return replace(settings, scenario="unlabelled", runs=_unlabelled_runs(), anchor=adults, prior_poses=poses)
 
 
 def default_settings() -> DemoSettings:
@@ -98,5 +125,10 @@ def quick_settings() -> DemoSettings:
     )
 
 
-def settings_for(quick: bool) -> DemoSettings:
-    return quick_settings() if quick else default_settings()
+def settings_for(quick: bool, scenario: str = "labelled") -> DemoSettings:
+    from poseadapt.errors import PoseAdaptError
+
+    if scenario not in SCENARIOS:
+        raise PoseAdaptError(f"unknown demo scenario '{scenario}': choose one of {', '.join(SCENARIOS)}")
+    settings = quick_settings() if quick else default_settings()
+    return unlabelled(settings) if scenario == "unlabelled" else settings
