@@ -81,6 +81,7 @@ class TopDownSample:
     cropped: bool = False
     matrix: np.ndarray | None = None
     image_size: tuple[int, int] = field(default=(0, 0))  # source (w, h)
+    view: np.ndarray | None = None  # 2x2 map applied about the crop centre by TopDownAffine (RandomForeshorten)
 
     def __post_init__(self) -> None:
         if self.image_size == (0, 0):
@@ -304,6 +305,35 @@ class RandomBBoxTransform(Transform):
         return sample
 
 
+class RandomForeshorten(Transform):
+    """With probability `prob`, shorten the person along a random direction by a factor drawn from `factor`: the
+    2-D effect of tilting the camera away from someone lying in the image plane (a body seen from above, then from
+    a camera tilted to elevation e, shortens along the tilt by about sin(e): 0.55-1.0 covers top to diagonal).
+
+    A box-stage transform: it only sets the sample's `view` map, which `TopDownAffine` folds into its single warp,
+    so pixels come from the source image (no black border) and keypoints and `matrix` stay exact.
+    """
+
+    stage = "box"
+
+    def __init__(self, prob: float = 0.5, factor: Sequence[float] = (0.55, 1.0)) -> None:
+        self.prob = _check_prob("prob", prob)
+        lo, hi = (float(v) for v in factor)
+        if not 0.2 <= lo <= hi <= 1.0:
+            raise ValueError(f"factor must satisfy 0.2 <= low <= high <= 1, got {list(factor)}")
+        self.factor = (lo, hi)
+
+    def __call__(self, sample: TopDownSample, rng: np.random.Generator) -> TopDownSample:
+        apply = rng.random() < self.prob
+        angle, f = rng.uniform(0.0, math.pi), rng.uniform(*self.factor)
+        if apply:
+            c, s = math.cos(angle), math.sin(angle)
+            axis = np.array([[c, -s], [s, c]])
+            view = axis @ np.diag([1.0, f]) @ axis.T
+            sample.view = view if sample.view is None else view @ sample.view
+        return sample
+
+
 class TopDownAffine(Transform):
     """The single warp: fix the box to the input aspect ratio, build the UDP matrix (with the mirror folded in when
     flipped) and resample the source image once with bilinear interpolation. `input_size` is (w, h)."""
@@ -322,6 +352,10 @@ class TopDownAffine(Transform):
         w, h = self.input_size
         sample.scale = fix_aspect_ratio(np.maximum(sample.scale, 1e-6), w / h)
         frame_to_input = udp_warp_matrix(sample.center, sample.scale, sample.rotation, self.input_size)
+        if sample.view is not None:
+            centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+            about_centre = np.concatenate([sample.view, (centre - sample.view @ centre)[:, None]], axis=1)
+            frame_to_input = compose_affine(about_centre, frame_to_input)
         matrix = compose_affine(frame_to_input, flip_matrix(sample.image_size[0])) if sample.flipped else frame_to_input
         sample.image = warp_image(sample.image, matrix, self.input_size)
         kpts = sample.keypoints.copy()
@@ -595,6 +629,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
         RandomFlip,
         RandomHalfBody,
         RandomBBoxTransform,
+        RandomForeshorten,
         TopDownAffine,
         PhotometricDistortion,
         RandomBlur,
