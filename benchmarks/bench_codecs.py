@@ -3,21 +3,30 @@
 Comparators, measured in the same run:
 - encode: a per-keypoint loop writing each Gaussian only inside its (6 sigma + 1)^2 window (mmpose's approach),
   and a full-map 2-D exp for every keypoint at once;
-- decode: a per-keypoint loop (per-map OpenCV blur, per-keypoint DARK-UDP with np.linalg.inv), as mmpose does.
+- decode: MMPose 1.x's own vectorised `refine_keypoints_dark_udp` with its `gaussian_blur` and
+  `get_heatmap_maximum`, ported in benchmarks/mmpose_dark_udp.py (mmpose itself needs mmcv/torchvision), run
+  once per instance as MMPose's heads call `UDPHeatmap.decode`, and once over the whole batch in one call.
+  Every timing is interleaved (ours, theirs, ours, ...) and the figure is the median of the repeats.
 
 Run: .venv/bin/python benchmarks/bench_codecs.py   (prints medians of several repeats)
 """
 
 from __future__ import annotations
 
+import statistics
+import sys
 import timeit
+from pathlib import Path
 
-import cv2
 import numpy as np
 
 from poseadapt.codecs import UDPHeatmap
 
+sys.path.insert(0, str(Path(__file__).parent))
+import mmpose_dark_udp  # noqa: E402  (the comparator port)
+
 WIDTH, HEIGHT, SIGMA, RADIUS = 48, 64, 2.0, 6
+REPEATS = 9
 
 
 def encode_window_loop(mu: np.ndarray) -> np.ndarray:
@@ -46,31 +55,25 @@ def encode_full_map(mu: np.ndarray) -> np.ndarray:
     return np.where(window, gaussian, 0).astype(np.float32)
 
 
-def decode_loop(heatmaps: np.ndarray) -> np.ndarray:
-    """Per-map blur and per-keypoint DARK-UDP (mmpose's refine_keypoints_dark_udp structure)."""
-    n, k, height, width = heatmaps.shape
-    out = np.zeros((n, k, 2))
-    eps = np.finfo(np.float32).eps * np.eye(2)
-    for i in range(n):
-        for j in range(k):
-            heatmap = heatmaps[i, j]
-            y, x = np.unravel_index(np.argmax(heatmap), heatmap.shape)
-            blurred = cv2.GaussianBlur(np.pad(heatmap, 5), (11, 11), 0)[5:-5, 5:-5]
-            blurred *= heatmap.max() / blurred.max()
-            p = np.pad(np.log(np.clip(blurred, 1e-3, 50)), 1, mode="edge")
-            a, b = y + 1, x + 1
-            grad = np.array([0.5 * (p[a, b + 1] - p[a, b - 1]), 0.5 * (p[a + 1, b] - p[a - 1, b])])
-            dxx = p[a, b + 1] - 2 * p[a, b] + p[a, b - 1]
-            dyy = p[a + 1, b] - 2 * p[a, b] + p[a - 1, b]
-            dxy = 0.5 * (
-                p[a + 1, b + 1] - p[a, b + 1] - p[a + 1, b] + 2 * p[a, b] - p[a, b - 1] - p[a - 1, b] + p[a - 1, b - 1]
-            )
-            out[i, j] = np.array([x, y]) - np.linalg.inv(np.array([[dxx, dxy], [dxy, dyy]]) + eps) @ grad
-    return out
+def interleaved(calls: dict[str, tuple], repeats: int = REPEATS) -> dict[str, list[float]]:
+    """Seconds per call of each (fn, number) pair, the pairs taking turns: one warm-up, then `repeats` rounds."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(repeats + 1):
+        for name, (fn, number) in calls.items():
+            seconds = timeit.timeit(fn, number=number) / number
+            if round_:
+                times[name].append(seconds)
+    return times
 
 
-def median_seconds(fn, number: int, repeat: int = 7) -> float:
-    return float(np.median(timeit.repeat(fn, number=number, repeat=repeat)) / number)
+def report(times: dict[str, list[float]], ours: str, unit: float) -> None:
+    base = statistics.median(times[ours])
+    for name, t in times.items():
+        line = f"  {name:28s}: {statistics.median(t) * unit:8.2f} {'us' if unit == 1e6 else 'ms'}"
+        if name != ours:
+            pairs = statistics.median(a / b for a, b in zip(t, times[ours], strict=True))
+            line += f"   ratio {statistics.median(t) / base:5.2f}x (per round {pairs:.2f}x)"
+        print(line)
 
 
 def main() -> None:
@@ -83,24 +86,38 @@ def main() -> None:
     assert np.abs(encode_window_loop(mu) - ours_maps).max() < 1e-6
     assert np.abs(encode_full_map(mu) - ours_maps).max() < 1e-6
 
-    ours = median_seconds(lambda: codec.encode(keypoints, visible), 2000)
-    loop = median_seconds(lambda: encode_window_loop(mu), 500)
-    full = median_seconds(lambda: encode_full_map(mu), 500)
-    print("UDP encode, 17 keypoints, 64x48 (median of 7 repeats, 2-core CPU, noisy)")
-    print(f"  poseadapt separable windows : {ours * 1e6:8.1f} us")
-    print(f"  per-keypoint window loop    : {loop * 1e6:8.1f} us   ratio {loop / ours:5.2f}x")
-    print(f"  full-map 2-D exp            : {full * 1e6:8.1f} us   ratio {full / ours:5.2f}x")
+    times = interleaved(
+        {
+            "poseadapt separable windows": (lambda: codec.encode(keypoints, visible), 1000),
+            "per-keypoint window loop": (lambda: encode_window_loop(mu), 250),
+            "full-map 2-D exp": (lambda: encode_full_map(mu), 250),
+        }
+    )
+    print(f"UDP encode, 17 keypoints, 64x48, medians of {REPEATS} interleaved repeats")
+    report(times, "poseadapt separable windows", 1e6)
 
     batch = rng.uniform(0, [191, 255], size=(64, 17, 2))
     heatmaps = codec.encode(batch, np.ones((64, 17)))[0]
     heatmaps += rng.uniform(0, 0.02, size=heatmaps.shape).astype(np.float32)
+    size = tuple(codec.input_size)
+    # compared in heatmap pixels: MMPose scales its UDP decode by input / (heatmap - 1), poseadapt (like its UDP
+    # encode) by (input - 1) / (heatmap - 1); the refinement itself must agree
     decoded = codec.decode(heatmaps)[0] / codec.stride
-    assert np.abs(decode_loop(heatmaps) - decoded).max() < 1e-3
-    ours = median_seconds(lambda: codec.decode(heatmaps), 5)
-    loop = median_seconds(lambda: decode_loop(heatmaps), 1)
-    print("DARK-UDP decode, 64 x 17 heatmaps 64x48")
-    print(f"  poseadapt vectorised        : {ours * 1e3:8.2f} ms ({ours / (64 * 17) * 1e6:.1f} us per map)")
-    print(f"  per-keypoint loop           : {loop * 1e3:8.2f} ms   ratio {loop / ours:5.2f}x")
+    theirs_scale = np.asarray(size) / (np.asarray(codec.heatmap_size) - 1)
+    for fn in (mmpose_dark_udp.decode_batch, mmpose_dark_udp.decode_one_call):
+        error = np.abs(fn(heatmaps, size) / theirs_scale - decoded).max()
+        assert error < 1e-3, error
+    times = interleaved(
+        {
+            "poseadapt vectorised": (lambda: codec.decode(heatmaps), 3),
+            "mmpose per instance": (lambda: mmpose_dark_udp.decode_batch(heatmaps, size), 1),
+            "mmpose one call": (lambda: mmpose_dark_udp.decode_one_call(heatmaps, size), 1),
+        }
+    )
+    ours = statistics.median(times["poseadapt vectorised"])
+    print(f"DARK-UDP decode, 64 x 17 heatmaps 64x48, medians of {REPEATS} interleaved repeats")
+    print(f"  (MMPose's refinement and ours agree to {error:.1e} heatmap pixels; ours {ours / 1088 * 1e6:.1f} us/map)")
+    report(times, "poseadapt vectorised", 1e3)
 
 
 if __name__ == "__main__":
