@@ -8,7 +8,7 @@ import torch
 from poseadapt.errors import PoseAdaptError
 from poseadapt.interop.checkpoint import load_model, save_checkpoint
 from poseadapt.models import create_model
-from poseadapt.models.surgery import merge_experts, swap_head
+from poseadapt.models.surgery import keep_head, merge_experts, swap_head
 from poseadapt.schemas import get_schema
 
 
@@ -39,6 +39,37 @@ def test_merge_experts_is_exact_for_every_dataset():
         assert rel_err(got, expected) < 1e-6
     with pytest.raises(PoseAdaptError, match="no task experts"):
         merge_experts(dense)
+
+
+def test_keep_head_gives_a_plain_single_head_model(tmp_path):
+    """A dense multi-head model (a multi-dataset run from a dense checkpoint: no experts to merge) -> one head on the
+    shared backbone, its outputs unchanged, saved and loaded as a plain single-head checkpoint; with experts, the
+    same call merges that head's expert."""
+    schemas = ["coco17", "mpii16", "aic14"]
+    model = randomize(create_model("vit_tiny", schemas, head="simple", img_size=(64, 48))).eval()
+    x = torch.randn(2, 3, 64, 48)
+    for index, name in enumerate(schemas):
+        one = keep_head(model, name).eval()
+        assert one.head_names == [name] and one.schema.name == name and one.config.backbone.num_experts == 0
+        with torch.no_grad():
+            assert torch.equal(one(x), model(x, dataset_index=torch.full((2,), index)))
+        assert one.provenance["kept_head"] == {"dataset_index": index, "head": name}
+    path = save_checkpoint(keep_head(model, 1), tmp_path / "mpii.safetensors")
+    loaded = load_model(path).eval()
+    assert loaded.head_names == ["mpii16"] and len(loaded.heads) == 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x, dataset_index=torch.full((2,), 1)))
+    one.backbone.blocks[0].attn.qkv.weight.data.add_(1.0)  # a copy: the source model is untouched
+    assert not torch.equal(one.backbone.blocks[0].attn.qkv.weight, model.backbone.blocks[0].attn.qkv.weight)
+    with pytest.raises(PoseAdaptError, match="no head 'infant21'"):
+        keep_head(model, "infant21")
+    with pytest.raises(PoseAdaptError, match="out of range"):
+        keep_head(model, 3)
+    experts = randomize(create_model("vit_tiny", schemas, img_size=(64, 48), num_experts=3)).eval()
+    merged = keep_head(experts, "aic14").eval()
+    assert merged.config.backbone.num_experts == 0 and "merged_experts" in merged.provenance
+    with torch.no_grad():
+        assert rel_err(merged(x), experts(x, dataset_index=torch.full((2,), 2))) < 1e-6
 
 
 def test_head_surgery_keeps_shared_keypoints_identical():

@@ -1,8 +1,11 @@
-"""Model surgery: collapse ViTPose++ experts to one dataset's dense model, and give a model a head for a new schema.
+"""Model surgery: collapse ViTPose++ experts to one dataset's dense model, keep one head of a multi-head model, and
+give a model a head for a new schema.
 
 Both are exact where exactness is possible:
 - `merge_experts`: the dense fc2 of dataset i is cat([fc2, experts[i]]) along the output rows, which is what the
   expert MLP computes for a sample routed to i; the heatmaps are the same up to float rounding.
+- `keep_head`: one head of a multi-head model on its backbone (experts merged when there are any): that head's
+  outputs are unchanged.
 - `swap_head`: the new head copies every layer of the old one except the final layer, whose rows are copied for the
   keypoints the two schemas share (`SchemaMap.matched`: same name or alias) and initialised fresh for the rest.
   Shared keypoints of a heatmap head therefore predict exactly what they did before (a SimCC head's GAU mixes
@@ -57,6 +60,29 @@ def merge_experts(model: PoseModel, dataset: int | str = 0) -> PoseModel:
     dense.config = replace(dense.config, codec=dict(cfg.codec))
     dense.provenance = {**model.provenance, "merged_experts": {"dataset_index": index, "head": spec.name}}
     return with_codec(dense).train(model.training)
+
+
+def keep_head(model: PoseModel, head: int | str = 0) -> PoseModel:
+    """A plain single-head model: one head (name or dataset index) of a multi-head model with the shared backbone.
+
+    A ViTPose++ model's experts are merged for that head's dataset (`merge_experts`); a dense multi-head model (one
+    head per dataset on one backbone, e.g. a multi-dataset run from a dense checkpoint) has nothing to merge, and
+    the result is its backbone with that head alone. Either way that head's outputs are unchanged.
+    """
+    cfg = model.config
+    index = model.head_index(head) if isinstance(head, str) else int(head)
+    if not 0 <= index < len(cfg.heads):
+        raise PoseAdaptError(f"head index {index} out of range: the model has {len(cfg.heads)} heads")
+    if cfg.backbone.num_experts:
+        return merge_experts(model, index)
+    spec = cfg.heads[index]
+    one = PoseModel(replace(cfg, heads=(spec,), codec={}), [model.schemas[index]])
+    state = {f"backbone.{k}": v for k, v in model.backbone.state_dict().items()}
+    state.update({f"heads.{spec.name}.{k}": v for k, v in model.heads[spec.name].state_dict().items()})
+    one.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True)
+    one.config = replace(one.config, codec=dict(cfg.codec))
+    one.provenance = {**model.provenance, "kept_head": {"dataset_index": index, "head": spec.name}}
+    return with_codec(one).train(model.training)
 
 
 @dataclass
