@@ -32,8 +32,9 @@ def poseadapt(*args: str) -> str:
     return proc.stdout
 
 
-def plot_curve(run: Path, png: Path, batch: int = 64) -> None:
-    """Validation AP (adults, every view, 300 renders) against samples seen, from the run's val_log.csv."""
+def plot_curve(runs: list[Path], png: Path, batch: int = 64) -> None:
+    """Validation AP (adults, every view, 300 renders) against samples seen, from each stage's val_log.csv in
+    order: a later stage's samples continue where the previous stage's last iteration ended."""
     import csv
 
     import matplotlib
@@ -41,17 +42,24 @@ def plot_curve(run: Path, png: Path, batch: int = 64) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader((run / "val_log.csv").open()))
-    x = [int(r["iteration"]) * batch / 1000 for r in rows]
-    y = [100 * float(r["val/AP"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=120)
-    ax.plot(x, y, "o-")
+    offset, points = 0.0, []
+    for stage, run in enumerate(runs, start=1):
+        rows = list(csv.DictReader((run / "val_log.csv").open()))
+        x = [offset + int(r["iteration"]) * batch / 1000 for r in rows]
+        y = [100 * float(r["val/AP"]) for r in rows]
+        ax.plot(x, y, "o-", label=f"stage {stage}")
+        points += list(zip(x, y, strict=True))
+        train = list(csv.DictReader((run / "train_log.csv").open()))
+        offset += int(train[-1]["iteration"]) * batch / 1000 if train else 0.0
     ax.set(xlabel="samples seen (thousands)", ylabel="val AP (adults, every view)", title="synthpose-vit-tiny")
     ax.grid(alpha=0.3)
+    if len(runs) > 1:
+        ax.legend()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(png)
-    print("learning curve:", png, list(zip(x, y, strict=True)))
+    print("learning curve:", png, [(round(a), round(b, 1)) for a, b in points])
 
 
 def main() -> None:
@@ -59,7 +67,9 @@ def main() -> None:
     ap.add_argument("--model", default="builtin:synthpose-vit-tiny")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--out", type=Path, default=Path("bench_out/model_card"))
-    ap.add_argument("--curve", type=Path, help="a pre-training run folder: plot its validation AP to --curve-png")
+    ap.add_argument(
+        "--curve", type=Path, nargs="+", help="pre-training run folders, in stage order: plot validation AP"
+    )
     ap.add_argument("--curve-png", type=Path, default=Path("docs/model_card/learning_curve.png"))
     args = ap.parse_args()
     if args.curve is not None:
