@@ -289,3 +289,6 @@ def test_surgery_mapping_is_printed(tmp_path: Path, data: Path, ckpt: Path, caps
     build_trainer(recipe_from_dict(r), tmp_path / "run")
     out = capsys.readouterr().out
     assert "head:     'coco17' -> " in out and "keep their weights" in out and "start fresh" in out
+    # infant21 = coco17's 17 + head_top, neck, two big toes: 4 fresh, each named once (neck approximated, marked)
+    line = next(x for x in out.splitlines() if x.startswith("head:"))
+    assert "17 keypoints keep their weights" in line and "4 start fresh" in line and line.count("neck") == 1

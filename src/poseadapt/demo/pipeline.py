@@ -131,8 +131,19 @@ def _train(recipe: Any, run_dir: Path) -> Path:
     return result.final_checkpoint
 
 
-def adapt_run(run_dir: Path, settings: DemoSettings, run: RunSpec, source: str | Path, train: Any) -> Path:
+def adapt_run(
+    run_dir: Path,
+    settings: DemoSettings,
+    run: RunSpec,
+    source: str | Path,
+    train: Any,
+    augment: list[dict[str, Any]] | None = None,
+) -> Path:
+    """One adaptation run: the shipped `demo-infant` recipe on the demo's data (`augment` replaces its list)."""
+
     def edit(d: dict[str, Any]) -> None:
+        if augment is not None:
+            d["data"]["train"][0]["augment"] = augment
         d["model"]["checkpoint"] = str(source)
         d["data"]["train"][0].update(ann=str(train.annotations["infant21"]), images=str(train.images))
         d["schedule"]["epochs"] = settings.epochs

@@ -229,7 +229,8 @@ def start_summary(trainer: Trainer, train_sizes: list[tuple[str, int]], val_size
     report = getattr(model, "surgery_report", None)
     if report is not None:
         kept = [new if old == new else f"{new}<-{old}" for old, new in report.carried]
-        fresh = [*report.fresh, *report.approximate]
+        # `fresh` already holds the approximate matches (e.g. a neck as the shoulders' midpoint): mark, not repeat
+        fresh = [f"{n} (~)" if n in report.approximate else n for n in report.fresh]
         lines.append(
             f"head:     '{report.source_head}' -> '{report.new_head}': {len(kept)} keypoints keep their weights "
             f"({', '.join(kept) or '-'}), {len(fresh)} start fresh ({', '.join(fresh) or '-'})"
