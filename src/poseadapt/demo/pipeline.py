@@ -137,18 +137,18 @@ def adapt_run(
     run: RunSpec,
     source: str | Path,
     train: Any,
-    augment: list[dict[str, Any]] | None = None,
+    sets: tuple[str, ...] = (),
 ) -> Path:
-    """One adaptation run: the shipped `demo-infant` recipe on the demo's data (`augment` replaces its list)."""
+    """One adaptation run: the shipped `demo-infant` recipe on the demo's data, then `sets` (`--set` overrides)."""
+    from poseadapt.train.recipe import apply_overrides
 
     def edit(d: dict[str, Any]) -> None:
-        if augment is not None:
-            d["data"]["train"][0]["augment"] = augment
         d["model"]["checkpoint"] = str(source)
         d["data"]["train"][0].update(ann=str(train.annotations["infant21"]), images=str(train.images))
         d["schedule"]["epochs"] = settings.epochs
         d["optim"]["lr"] = run.lr
         d["adapt"] = run.adapt
+        apply_overrides(d, sets)
 
     return _train(_recipe(RECIPE, edit), run_dir)
 
