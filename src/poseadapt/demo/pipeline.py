@@ -93,7 +93,7 @@ def run_demo(
     recovered = gain_recovered(summary, settings)
     if recovered is not None:
         console.print(
-            f"mean teacher, 0 infant labels: {recovered:.0%} of the AP gain full fine-tuning reaches with labels"
+            f"mean teacher, 0 infant labels: {100 * recovered:.1f}% of the AP gain full fine-tuning reaches with labels"
         )
     result = {
         "preset": settings.preset,
