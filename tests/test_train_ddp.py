@@ -142,3 +142,52 @@ def test_two_process_ddp_head_then_full_rewraps_at_the_switch(tmp_path: Path) ->
     assert r0["losses"] != r1["losses"]
     for r in (r0, r1):
         assert r["refused"].startswith("DDP ranks ended with different weights") and "\n" not in r["refused"]
+
+
+class StopAfter(Hook):
+    """Interrupt every rank after step `k` (what a second Ctrl-C does): state is saved, the run stops."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def after_step(self, trainer, logs) -> None:
+        if trainer.iteration == self.k:
+            raise KeyboardInterrupt
+
+
+def _resume_rank(rank: int, port: int, out: str, phase: str) -> None:
+    """phase 'full' trains uninterrupted; 'stop' stops after step 3 (mid epoch 0); 'resume' continues it."""
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    torch.set_num_threads(1)
+    resume = phase == "resume"
+    rec = RecordSamples()
+    hooks = (rec, StopAfter(3)) if phase == "stop" else (rec,)
+    try:
+        run_dir = Path(out) / ("full" if phase == "full" else "split")
+        trainer = build_trainer(recipe_from_dict(recipe()), run_dir, resume=resume, hooks=hooks)
+        result = trainer.fit(resume=resume)
+        state = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+        torch.save({"state": state, "iteration": result.iteration, "status": result.status, "losses": rec.losses},
+                   Path(out) / f"{phase}{rank}.pt")  # fmt: skip
+    finally:
+        teardown()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_two_process_ddp_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    for phase in ("full", "stop", "resume"):
+        mp.spawn(_resume_rank, args=(_free_port(), str(tmp_path), phase), nprocs=WORLD, join=True)
+    load = lambda phase, r: torch.load(tmp_path / f"{phase}{r}.pt", weights_only=True)  # noqa: E731
+    for r in range(WORLD):
+        full, stop, resumed = load("full", r), load("stop", r), load("resume", r)
+        assert full["status"] == "completed" and full["iteration"] == 8
+        assert stop["status"] == "interrupted" and stop["iteration"] == 3
+        assert resumed["status"] == "completed" and resumed["iteration"] == 8
+        # each rank's losses: 3 before the stop and 5 after are the uninterrupted run's 8
+        assert stop["losses"] + resumed["losses"] == pytest.approx(full["losses"], abs=1e-6)
+        for key, a in full["state"].items():
+            assert torch.allclose(a, resumed["state"][key], atol=1e-6), f"rank {r}: resumed run differs at {key}"
+    saved = load_train_state(tmp_path / "split" / "last.pt")
+    assert saved["world_size"] == WORLD and saved["iteration"] == 8
