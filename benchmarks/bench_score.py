@@ -46,7 +46,7 @@ print(json.dumps([float(s) for s in ev.stats]))
 HOTCOCO = """
 import json, sys, warnings
 import hotcoco
-warnings.simplefilter("ignore")
+warnings.filterwarnings("ignore", message=r"hotcoco: kpt_oks_sigmas differ from the COCO defaults")
 gt = hotcoco.COCO(sys.argv[1])
 ev = hotcoco.COCOeval(gt, gt.load_res(sys.argv[2]), "keypoints")
 params = ev.params
