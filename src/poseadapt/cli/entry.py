@@ -12,6 +12,8 @@ the run itself are reported as `cli.main.main` reports them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # option -> (parameter of score_cmd.run, type); defaults are those of `poseadapt score` in cli/main.py
@@ -74,6 +76,24 @@ def plain_score_options(args: list[str]) -> dict[str, object] | None:
     return {**SCORE_DEFAULTS, **values}
 
 
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Both entry points' last word: a PoseAdaptError is one `error:` line (exit 2), Ctrl-C exits 130, a closed
+    pipe exits quietly."""
+    from poseadapt.errors import PoseAdaptError
+
+    try:
+        yield
+    except PoseAdaptError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     options = plain_score_options(args[1:]) if args[:1] == ["score"] else None
@@ -83,18 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         full_cli(argv)
         return
     from poseadapt.cli import score_cmd
-    from poseadapt.errors import PoseAdaptError
 
-    try:
+    with reported_errors():
         score_cmd.run(**options)  # type: ignore[arg-type]
-    except PoseAdaptError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(0)
     sys.exit(0)
 
 

@@ -364,27 +364,20 @@ def _no_options() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from poseadapt.errors import PoseAdaptError
+    from poseadapt.cli.entry import reported_errors
 
     command = typer.main.get_command(_app_for(sys.argv[1:] if argv is None else argv))
-    try:
-        rc = command.main(args=argv, prog_name="poseadapt", standalone_mode=False)
-    except PoseAdaptError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.TyperException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.stderr.write("aborted\n")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(0)
+    with reported_errors():
+        try:
+            rc = command.main(args=argv, prog_name="poseadapt", standalone_mode=False)
+        except typer.Exit as exc:
+            sys.exit(exc.exit_code)
+        except typer.TyperException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            sys.stderr.write("aborted\n")
+            sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
