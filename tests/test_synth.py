@@ -293,3 +293,23 @@ def test_flexed_lying_adults_bend_their_knees_and_leave_others_unchanged():
     same = get_population("adult", flexed_lying=0.0)
     a, b = render_sample(5, "adult", view="top", size=64), render_sample(5, same, view="top", size=64)
     np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_child_proportions_give_bigger_heads_and_leave_others_unchanged():
+    from poseadapt.synth.populations import _CHILD_LENGTHS
+
+    def head_share(pop: object) -> float:
+        rng = np.random.default_rng(3)
+        shapes = [pop.sample_shape(rng) for _ in range(300)]
+        return float(np.mean([s.lengths["head"] / s.stature for s in shapes]))
+
+    adult, children = get_population("adult"), get_population("adult", child_proportions=1.0)
+    # blended uniformly between the adult (0.130) and toddler (0.200) head: about 0.165 on average
+    assert head_share(adult) < 0.14
+    assert 0.15 < head_share(children) < _CHILD_LENGTHS["head"]
+    with pytest.raises(PoseAdaptError, match="child_proportions"):
+        get_population("adult", child_proportions=1.5)
+    # a population that does not ask for children draws nothing extra: renders stay identical
+    same = get_population("adult", child_proportions=0.0)
+    a, b = render_sample(6, "adult", view="random", size=64), render_sample(6, same, view="random", size=64)
+    np.testing.assert_array_equal(a.image, b.image)

@@ -54,6 +54,43 @@ _ADULT_RADII = {
     "ankle": 0.019,
     "foot": 0.018,
 }
+# A toddler (about two years): head a fifth of stature as in classic proportion charts (newborn a quarter, adult
+# an eighth), legs about 40% of stature; between the adult and infant tables elsewhere. Used only as the far end
+# of `child_proportions`, so that an adult stream can also show children's bodies, as real photos do.
+_CHILD_LENGTHS = {
+    "head": 0.200,
+    "neck": 0.035,
+    "thoracic": 0.150,
+    "lumbar": 0.115,
+    "hip_drop": 0.025,
+    "hip_width": 0.100,
+    "shoulder_width": 0.185,
+    "shoulder_drop": 0.015,
+    "upper_arm": 0.160,
+    "forearm": 0.125,
+    "hand": 0.085,
+    "thigh": 0.205,
+    "shank": 0.195,
+    "ankle_height": 0.035,
+    "foot": 0.145,
+}
+_CHILD_RADII = {
+    "head": 0.072,
+    "neck": 0.035,
+    "chest": 0.072,
+    "waist": 0.070,
+    "flank": 0.042,
+    "shoulder_girdle": 0.039,
+    "pelvis": 0.062,
+    "upper_arm": 0.030,
+    "forearm": 0.025,
+    "hand": 0.018,
+    "thigh": 0.048,
+    "knee": 0.033,
+    "shank": 0.033,
+    "ankle": 0.021,
+    "foot": 0.020,
+}
 # Newborn to six months: head a quarter of body length, short limbs, a round trunk (WHO growth standards give
 # length 0.46-0.70 m; crown-to-chin about a quarter of length as in classic proportion charts).
 _INFANT_LENGTHS = {
@@ -114,6 +151,13 @@ class Population(BaseModel):
     style: Literal["adult", "infant"] = "adult"
     flexed_lying: float = Field(
         0.0, ge=0, le=1, description="Share of lying adults drawn with flexed, abducted limbs (infants always are)."
+    )
+    child_proportions: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of people drawn with a child's build: lengths and radii blended from the population's "
+        "towards a toddler's by a uniform factor in [0, 1].",
     )
     hair_probability: float = Field(0.92, ge=0, le=1)
     gray_hair_probability: float = Field(0.08, ge=0, le=1)
@@ -178,11 +222,18 @@ class Population(BaseModel):
     def sample_shape(self, rng: np.random.Generator) -> BodyShape:
         stature = rng.uniform(*self.stature_m)
         jitter = np.exp(rng.normal(0.0, self.length_jitter, len(LENGTH_KEYS)))
-        lengths = {k: self.lengths[k] * j for k, j in zip(LENGTH_KEYS, jitter, strict=True)}
+        base_lengths, base_radii = self.lengths, self.radii
+        # draw only when asked, so populations without children render exactly as before
+        if self.child_proportions > 0 and rng.random() < self.child_proportions:
+            t = rng.uniform(0.0, 1.0)
+            base_lengths = {k: (1 - t) * v + t * _CHILD_LENGTHS[k] for k, v in base_lengths.items()}
+            base_radii = {k: (1 - t) * v + t * _CHILD_RADII[k] for k, v in base_radii.items()}
+            stature *= 1.0 - 0.45 * t  # a two-year-old stands about 0.9 m
+        lengths = {k: base_lengths[k] * j for k, j in zip(LENGTH_KEYS, jitter, strict=True)}
         girth = rng.uniform(*self.girth)
         width = np.exp(rng.normal(0.0, 0.05, len(RADIUS_KEYS)))
-        radii = {k: self.radii[k] * girth * w for k, w in zip(RADIUS_KEYS, width, strict=True)}
-        radii["head"] = self.radii["head"] * rng.uniform(0.95, 1.05)  # heads do not scale with body mass
+        radii = {k: base_radii[k] * girth * w for k, w in zip(RADIUS_KEYS, width, strict=True)}
+        radii["head"] = base_radii["head"] * rng.uniform(0.95, 1.05)  # heads do not scale with body mass
         return BodyShape.from_fractions(stature, lengths, radii)
 
     def pick_pose(self, rng: np.random.Generator) -> str:
