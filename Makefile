@@ -32,10 +32,12 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/poseadapt demo --out demo_out
 
-# Re-train builtin:synthpose-vit-tiny from scratch (both stages; docs/MODEL_CARD.md): hours on 2 CPU cores.
+# Re-train builtin:synthpose-vit-tiny from scratch (all four stages; docs/MODEL_CARD.md): hours on 2 CPU cores.
 foundation: $(STAMP)
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage2
+	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage3
+	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage4
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

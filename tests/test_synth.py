@@ -313,3 +313,24 @@ def test_child_proportions_give_bigger_heads_and_leave_others_unchanged():
     same = get_population("adult", child_proportions=0.0)
     a, b = render_sample(6, "adult", view="random", size=64), render_sample(6, same, view="random", size=64)
     np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_one_piece_and_swimwear_outfits_and_others_unchanged():
+    def outfits(**kw: float) -> list:
+        rng = np.random.default_rng(8)
+        return [sample_outfit(rng, "adult", 0.0, 1.0, **kw) for _ in range(200)]
+
+    def same(o: object, part: str, other: str) -> bool:
+        return np.array_equal(o.colors[part], o.colors[other])
+
+    # one piece: the same cloth from the top to the legs; swimwear: bare arms and legs
+    assert all(same(o, "top", "bottom") and same(o, "sleeve", "leg") for o in outfits(one_piece=1.0))
+    assert all(same(o, "sleeve", "skin") and same(o, "leg", "skin") for o in outfits(swimwear=1.0))
+    separates = outfits()
+    assert sum(same(o, "leg", "skin") for o in separates) < 0.5 * len(separates)
+    with pytest.raises(PoseAdaptError, match="one_piece"):
+        get_population("adult", one_piece=0.7, swimwear=0.6)
+    # a population that does not ask for them draws nothing extra: renders stay identical
+    plain = get_population("adult", one_piece=0.0, swimwear=0.0)
+    a, b = render_sample(7, "adult", view="random", size=64), render_sample(7, plain, view="random", size=64)
+    np.testing.assert_array_equal(a.image, b.image)

@@ -104,9 +104,17 @@ def _random_cloth(rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_outfit(
-    rng: np.random.Generator, style: str, gray_hair_probability: float, hair_probability: float
+    rng: np.random.Generator,
+    style: str,
+    gray_hair_probability: float,
+    hair_probability: float,
+    one_piece: float = 0.0,
+    swimwear: float = 0.0,
 ) -> Outfit:
-    """Skin, hair and clothing for one person; `style` is 'adult' (clothes, shoes) or 'infant' (onesie / diaper)."""
+    """Skin, hair and clothing for one person; `style` is 'adult' (clothes, shoes) or 'infant' (onesie / diaper).
+
+    Adults wear separates unless drawn (with probabilities `one_piece` and `swimwear`) in one-piece sleepwear or
+    a jumpsuit (one colour, maybe striped, neck to ankles) or in swimwear (bare torso, arms and legs)."""
     skin = _bgr(_SKIN_RGB[rng.integers(len(_SKIN_RGB))] + rng.normal(0, 6, 3)).clip(0, 255)
     if rng.random() < gray_hair_probability:
         hair = _bgr(_GRAY_HAIR_RGB[rng.integers(len(_GRAY_HAIR_RGB))])
@@ -130,6 +138,19 @@ def sample_outfit(
         }
         if onesie and rng.random() < 0.4:
             patterns["top"] = patterns["bottom"] = rng.uniform(10.0, 22.0)
+    elif (one_piece > 0 or swimwear > 0) and (u := rng.random()) < one_piece + swimwear:
+        # draw only when asked, so populations without these outfits render exactly as before
+        if u < one_piece:
+            cloth = _random_cloth(rng) if rng.random() < 0.5 else _bgr(_PASTEL_RGB[rng.integers(len(_PASTEL_RGB))])
+            barefoot = rng.random() < 0.5
+            colors = {"skin": skin, "hair": hair, "top": cloth, "bottom": cloth, "sleeve": cloth, "cuff": cloth}
+            colors |= {"leg": cloth, "shoes": skin if barefoot else _random_cloth(rng) * 0.5}
+            if rng.random() < 0.4:
+                patterns["top"] = patterns["bottom"] = rng.uniform(8.0, 20.0)
+        else:
+            top = _random_cloth(rng) if rng.random() < 0.4 else skin
+            colors = {"skin": skin, "hair": hair, "top": top, "bottom": _random_cloth(rng), "sleeve": skin}
+            colors |= {"cuff": skin, "leg": skin, "shoes": skin}
     else:
         top, bottom = _random_cloth(rng), _random_cloth(rng)
         long_sleeves, long_legs = rng.random() < 0.5, rng.random() < 0.75

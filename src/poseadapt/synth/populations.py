@@ -159,6 +159,10 @@ class Population(BaseModel):
         description="Share of people drawn with a child's build: lengths and radii blended from the population's "
         "towards a toddler's by a uniform factor in [0, 1].",
     )
+    one_piece: float = Field(
+        0.0, ge=0, le=1, description="Share of adults in one-piece sleepwear or a jumpsuit (one colour, neck to ankles)."
+    )
+    swimwear: float = Field(0.0, ge=0, le=1, description="Share of adults in swimwear: bare torso, arms and legs.")
     hair_probability: float = Field(0.92, ge=0, le=1)
     gray_hair_probability: float = Field(0.08, ge=0, le=1)
 
@@ -205,6 +209,8 @@ class Population(BaseModel):
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Population:
+        if self.one_piece + self.swimwear > 1:
+            raise ValueError(f"one_piece + swimwear must be at most 1, got {self.one_piece + self.swimwear}")
         for name in ("stature_m", "girth", "kyphosis_deg", "knee_bend_deg"):
             lo, hi = getattr(self, name)
             if lo > hi or (name in ("stature_m", "girth") and lo <= 0):
