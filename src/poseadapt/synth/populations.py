@@ -160,7 +160,7 @@ class Population(BaseModel):
         "towards a toddler's by a uniform factor in [0, 1].",
     )
     one_piece: float = Field(
-        0.0, ge=0, le=1, description="Share of adults in one-piece sleepwear or a jumpsuit (one colour, neck to ankles)."
+        0.0, ge=0, le=1, description="Share of adults in one-piece sleepwear or a jumpsuit (neck to ankles)."
     )
     swimwear: float = Field(0.0, ge=0, le=1, description="Share of adults in swimwear: bare torso, arms and legs.")
     hair_probability: float = Field(0.92, ge=0, le=1)
