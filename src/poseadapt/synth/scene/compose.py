@@ -167,9 +167,7 @@ def _place_person(rng: np.random.Generator, pop: Population) -> tuple[PlacedPers
     if blanket:
         add_blanket(props, rng, sk, owner=OCCLUDER)
         names.append("blanket")
-    outfit = sample_outfit(
-        rng, pop.style, pop.gray_hair_probability, pop.hair_probability, pop.one_piece, pop.swimwear
-    )
+    outfit = sample_outfit(rng, pop.style, pop.gray_hair_probability, pop.hair_probability, pop.one_piece, pop.swimwear)
     return PlacedPerson(sk, pose, outfit, chair_points, names), props
 
 
