@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from foundation_model_card import poseadapt  # the same `poseadapt` subprocess the model card's numbers use
 from poseadapt.synth import get_population, write_dataset
 from poseadapt.synth.populations import PRESETS
 
@@ -56,11 +55,10 @@ def main() -> None:
             pop = get_population(base, **overrides)
             write_dataset(folder, pop, view="top", n=args.n, seed=7002, schemas=["coco17"])
         ann = next((folder / "annotations").glob("*_coco17.json"))
-        cmd = ["eval", "--checkpoint", args.model, "--ann", str(ann), "--images", str(folder / "images"), "--json"]
-        proc = subprocess.run([sys.executable, "-m", "poseadapt.cli.main", *cmd], capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(proc.stderr.strip()[-2000:])
-        print(f"| {name} | {100 * json.loads(proc.stdout)['AP']:.1f} |", flush=True)
+        out = poseadapt(
+            "eval", "--checkpoint", args.model, "--ann", str(ann), "--images", str(folder / "images"), "--json"
+        )
+        print(f"| {name} | {100 * json.loads(out)['AP']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
