@@ -7,6 +7,7 @@ import copy
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -164,6 +165,9 @@ def test_coco_file_unlabelled_and_bad_options_are_one_line(tmp_path: Path, prior
         ({"momentum": 1.0}, r"mean_teacher.momentum'"),
         ({"ratio": 1.5}, r"mean_teacher.ratio'"),
         ({"silhuette": 1.0}, r"mean_teacher.silhuette': unknown key"),
+        ({"teacher_views": ["mirror"]}, r"mean_teacher.teacher_views.0'"),
+        ({"prior_filter": True}, r"mean_teacher.prior_filter': needs 'prior'"),
+        ({"student_rotate": 200.0}, r"mean_teacher.student_rotate'"),
     ]
     for options, message in bad:
         r = recipe()
@@ -194,3 +198,111 @@ def test_short_mean_teacher_run_from_the_shipped_recipe(tmp_path: Path, prior_fi
         assert f"mean_teacher/{column}" in header
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()[0]
     assert "mean_teacher/consistency" in log and "mean_teacher/silhouette" in log and "mean_teacher/prior" in log
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in teacher: each channel is the crop's brightness pooled to heatmap size, times a per-channel mask
+    (1 = answers, 0 = silent), plus an optional ramp along x and y that no view maps back onto itself."""
+
+    def __init__(self, channels: torch.Tensor, ramp: float = 0.0) -> None:
+        super().__init__()
+        self.channels, self.ramp = channels, ramp
+
+    def forward(self, x: torch.Tensor, dataset_index: object = None) -> torch.Tensor:
+        bright = torch.nn.functional.avg_pool2d(x.mean(1, keepdim=True), 4)
+        h, w = bright.shape[-2:]
+        ramp = self.ramp * (torch.linspace(0, 1, w)[None, :] + 2 * torch.linspace(0, 1, h)[:, None])
+        return (bright + ramp) * self.channels[None, :, None, None]
+
+
+def test_teacher_views_map_back_exactly_and_swap_sides() -> None:
+    from poseadapt.schemas import get_schema
+
+    schema = get_schema("coco17")
+    method = MeanTeacher(MeanTeacher.Options.model_validate({"unlabelled": UNLABELLED}))
+    method.num_keypoints, method.flip_index = len(schema), list(schema.flip_index)
+    x = torch.rand(2, 3, 64, 48)
+    dots = torch.zeros(len(schema))
+    dots[schema.keypoints.index("left_eye")] = 1.0
+    identity = _Brightness(dots)(x)
+    for views in (["rot180"], ["flip"], ["vflip"], ["flip", "rot180", "vflip"]):
+        method.options = method.options.model_copy(update={"teacher_views": views})
+        method.teacher = _Brightness(torch.ones(len(schema)))  # answers on every channel: views agree exactly
+        assert torch.allclose(method.teacher_heatmaps(x, torch.zeros(2)), method.teacher(x), atol=1e-6), views
+        method.teacher = _Brightness(dots)  # a left eye seen in a mirror is a right eye
+        out = method.teacher_heatmaps(x, torch.zeros(2))
+        mirrors = sum(v != "rot180" for v in views) / (1 + len(views))
+        left, right = schema.keypoints.index("left_eye"), schema.keypoints.index("right_eye")
+        assert torch.allclose(out[:, left], (1 - mirrors) * identity[:, left], atol=1e-6), views
+        assert torch.allclose(out[:, right], mirrors * identity[:, left], atol=1e-6), views
+        method.teacher = _Brightness(torch.ones(len(schema)), ramp=1.0)  # not equivariant: the views disagree
+        assert not torch.allclose(method.teacher_heatmaps(x, torch.zeros(2)), method.teacher(x), atol=1e-3)
+
+
+def test_turned_student_view_gets_the_teachers_keypoints_carried_into_it(tmp_path: Path) -> None:
+    trainer = build_trainer(recipe_from_dict(recipe(student_rotate=40.0, student_scale=0.2, strong=[])), tmp_path)
+    method, stream = trainer.methods[0], trainer.loader.dataset.datasets[-1]
+    item = stream.get(0, np.random.default_rng(1))
+    extra, matrix = item["sample_extra"], item["sample_extra"]["student_matrix"]
+    assert not np.allclose(matrix, [[1, 0, 0], [0, 1, 0]])  # a real turn
+    h, w = item["image"].shape[:2]
+    turned = cv2.warpAffine(extra["weak_image"], matrix.astype(np.float64), (w, h), flags=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(item["image"], turned)  # no pixel transforms: the student's view IS the turn
+    # the renderer's keypoints (ignored for training), carried by the matrix, fall inside the student's silhouette
+    labelled = stream.base.get(0, np.random.default_rng(1))["keypoints"]
+    visible = labelled[labelled[:, 2] > 1, :2] @ matrix[:, :2].T + matrix[:, 2]
+    visible = visible[(visible[:, 0] >= 0) & (visible[:, 0] < w) & (visible[:, 1] >= 0) & (visible[:, 1] < h)]
+    d = extra["silhouette_distance"][np.round(visible[:, 1]).astype(int), np.round(visible[:, 0]).astype(int)]
+    assert len(visible) >= 5 and np.median(d) < 0.5
+    # an oracle teacher that finds those keypoints in the weak view: the pseudo-labels are them, turned
+    from poseadapt.train.batch import collate
+
+    batch = collate([item])
+    codec = method.codec
+    truth = labelled.copy()
+    truth[:, 2] = 1.0
+    oracle, _ = codec.encode(truth[None, :, :2], np.ones((1, len(truth)), np.float32))
+    method.teacher_heatmaps = lambda x, index: torch.from_numpy(np.asarray(oracle, np.float32))  # type: ignore[method-assign]
+    method.pseudo_labels(batch)
+    _, target, weight = method.pseudo
+    carried = labelled[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    found, _ = codec.decode(target.numpy())
+    sure = weight[0].numpy() > 0
+    assert sure.sum() >= 5
+    error = np.linalg.norm(found[0, sure, :2] - carried[sure], axis=1)
+    assert error.max() < 1.5, error  # within the heatmap codec's round trip (a heatmap cell is 4 px)
+    assert np.linalg.norm(found[0, sure, :2] - labelled[sure, :2], axis=1).max() > 5  # and not left unturned
+
+
+def test_prior_and_silhouette_filters_drop_wrong_pseudo_labels(tmp_path: Path, prior_file: Path) -> None:
+    from poseadapt.train.batch import collate
+
+    def pseudo_weights(method: MeanTeacher, batch: dict, poses: np.ndarray) -> np.ndarray:
+        heatmaps, _ = method.codec.encode(poses[..., :2], np.ones(poses.shape[:2], np.float32))
+        method.teacher_heatmaps = lambda x, index: torch.from_numpy(np.asarray(heatmaps, np.float32))  # type: ignore[method-assign]
+        method.pseudo_labels(batch)
+        return method.pseudo[2].numpy()
+
+    options = {"prior": str(prior_file), "prior_filter": True, "silhouette_filter": 1.0, "strong": []}
+    options["score_threshold"] = 0.0  # the filters alone decide
+    trainer = build_trainer(recipe_from_dict(recipe(**options)), tmp_path / "run")
+    method, stream = trainer.methods[0], trainer.loader.dataset.datasets[-1]
+    items = [stream.get(i, np.random.default_rng(i)) for i in range(4)]
+    truth = np.stack([stream.base.get(i, np.random.default_rng(i))["keypoints"] for i in range(4)])
+    batch = collate(items)
+    inside = (truth[..., 2] > 1) & (truth[..., 0] > 0) & (truth[..., 1] > 0)
+    kept = pseudo_weights(method, batch, truth)
+    plausible = (kept > 0).any(1)  # true poses, as the (coarse) heatmaps give them back: most pass the prior
+    assert plausible.sum() >= 2
+    assert (kept[plausible][inside[plausible]] > 0).mean() > 0.9  # and are taught
+    odd = truth.copy()
+    wrist, (iw, ih) = 9, method.codec.input_size  # coco17 left_wrist, flung to the crop's far corner
+    odd[:, wrist, :2] = np.where(odd[:, wrist, :1] < iw / 2, [iw - 2, ih - 2], [1, 1])
+    assert (pseudo_weights(method, batch, odd) == 0).all()  # an arm longer than the body: the whole pose goes
+    method.options = method.options.model_copy(update={"prior_filter": False})
+    weights = pseudo_weights(method, batch, odd)
+    field = batch["silhouette_distance"].numpy()
+    rows = np.arange(4)
+    far = field[rows, np.round(odd[:, wrist, 1]).astype(int), np.round(odd[:, wrist, 0]).astype(int)] > 1.0
+    assert far.any() and (weights[far, wrist] == 0).all()  # the wrist outside the body goes, the rest stays
+    assert (weights[plausible][inside[plausible]] > 0).mean() > 0.8

@@ -166,3 +166,15 @@ def test_prior_method_trains_and_bad_options_are_one_line(prior: PosePrior, tmp_
     recipe["data"]["train"]["schema"] = "mpii16"
     with pytest.raises(PoseAdaptError, match=r"adapt.0.prior': head schema 'mpii16'.*lack"):
         build_trainer(recipe_from_dict(recipe), tmp_path / "bad2")
+
+
+def test_threshold_reference_frees_poses_up_to_the_implausible_threshold(poses: np.ndarray, prior: PosePrior) -> None:
+    from poseadapt.adapt.methods.prior import PriorTerm
+
+    energy = torch.as_tensor(prior.energy(poses))
+    between = energy[(energy > prior.reference) & (energy <= prior.threshold)]  # plausible, but above the median
+    outside = torch.as_tensor(prior.energy(np.stack([far_wrist(p) for p in poses[:10]])))
+    median = PriorTerm(prior, COCO17, "adapt.0.prior", 20.0, {})
+    threshold = PriorTerm(prior, COCO17, "adapt.0.prior", 20.0, {}, reference="threshold")
+    assert len(between) > 10 and float(median.loss(between)) > 0 and float(threshold.loss(between)) == 0.0
+    assert float(threshold.loss(outside)) > 0 and float(threshold.loss(outside)) < float(median.loss(outside))

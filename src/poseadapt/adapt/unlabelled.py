@@ -2,14 +2,19 @@
 
 `TwoViewDataset` wraps a top-down dataset whose keypoints are ignored. Per sample, the box transforms (flip,
 scale, rotation) draw ONE crop; the teacher's view is that crop with the `weak` pixel transforms, the student's
-the same crop with the `strong` ones (photometric, blur, occlusion). Same geometry, so the teacher's heatmaps are
-the student's targets as they are, with no warp between the views.
+the same crop with the `strong` ones (photometric, blur, occlusion). With `student_rotate` / `student_scale` the
+student's view is then turned and scaled about the crop's centre by a random similarity (the easy-hard pairs of
+Xie et al. 2021, "An Empirical Study of the Collapsing Problem in Semi-Supervised 2D Human Pose Estimation": a
+student that must find the teacher's keypoints in a harder geometry cannot simply agree with it), whose 2x3
+matrix travels with the sample so the teacher's keypoints can be carried into the student's view. Without it the
+matrix is the identity and the teacher's heatmaps are the student's targets as they are.
 
 Items, as `train.batch.collate` expects:
     image            the strong view (the student's input: what the engine feeds the model)
     target, target_weight   zeros: an unlabelled sample gets no supervised heatmap loss
     sample_extra     weak_image (the teacher's view), unlabelled = 1, silhouette_distance (H, W) float32: distance
-                     of each crop pixel to the person's mask, in heatmap cells (0 inside), has_silhouette 0 / 1
+                     of each crop pixel to the person's mask, in heatmap cells (0 inside, in the student's
+                     view), has_silhouette 0 / 1, student_matrix (2, 3) float32: teacher view -> student view
 
 Silhouettes come from the annotation's `segmentation`: COCO polygons (what `poseadapt.synth` writes from its
 render masks) or RLE (decoded with pycocotools), warped into the crop with the sample's own matrix.
@@ -68,6 +73,8 @@ class TwoViewDataset:
         weak: Sequence[Transform] = (),
         strong: Sequence[Transform] = (),
         silhouettes: bool = True,
+        student_rotate: float = 0.0,
+        student_scale: float = 0.0,
     ) -> None:
         box, pixel = split_stages(list(base.transforms))
         self.base = base
@@ -79,6 +86,7 @@ class TwoViewDataset:
         self.num_keypoints = int(num_keypoints)
         self.heatmap_size = tuple(heatmap_size)
         self.silhouettes = bool(silhouettes)
+        self.student_rotate, self.student_scale = float(student_rotate), float(student_scale)
         w_in, h_in = base.input_size
         w_hm, h_hm = heatmap_size
         self.cell = float(((w_in - 1) / (w_hm - 1) + (h_in - 1) / (h_hm - 1)) / 2)  # UDP input px per heatmap cell
@@ -111,17 +119,34 @@ class TwoViewDataset:
             sample = t(sample, rng)
         return sample.image
 
+    def student_matrix(self, rng: np.random.Generator) -> np.ndarray:
+        """The similarity (2, 3) from the teacher's view to the student's: a turn of up to `student_rotate`
+        degrees and a scale within 1 +- `student_scale` about the crop's centre (the identity when both are 0)."""
+        if not (self.student_rotate or self.student_scale):
+            return np.array([[1, 0, 0], [0, 1, 0]], np.float32)
+        w_in, h_in = self.base.input_size
+        angle = rng.uniform(-self.student_rotate, self.student_rotate)
+        scale = rng.uniform(1.0 - self.student_scale, 1.0 + self.student_scale)
+        centre = ((w_in - 1) / 2.0, (h_in - 1) / 2.0)
+        return cv2.getRotationMatrix2D(centre, angle, scale).astype(np.float32)
+
     def get(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         item = self.base.get(index, rng)
         strong = self._view(item, self.strong, rng)
         weak = self._view(item, self.weak, rng)
         w_in, h_in = self.base.input_size
+        matrix = self.student_matrix(rng)
+        warped = bool(self.student_rotate or self.student_scale)
+        if warped:
+            strong = cv2.warpAffine(strong, matrix.astype(np.float64), (w_in, h_in), flags=cv2.INTER_LINEAR)
         has, distance = np.float32(0.0), np.zeros((h_in, w_in), np.float32)
         if self.silhouettes:
             row = int(self.base.indices[index])
             ann = self.base.data.annotations[row]
             info = self.base.data.images.get(int(self.base.data.image_ids[row]))
             mask = silhouette_mask(ann.get("segmentation"), item["meta"]["matrix"], (w_in, h_in), info)
+            if warped:
+                mask = cv2.warpAffine(mask, matrix.astype(np.float64), (w_in, h_in), flags=cv2.INTER_NEAREST)
             if mask.any():
                 has, distance = np.float32(1.0), distance_to_mask(mask, self.cell)
         k, (w_hm, h_hm) = self.num_keypoints, self.heatmap_size
@@ -138,5 +163,6 @@ class TwoViewDataset:
                 "unlabelled": np.float32(1.0),
                 "silhouette_distance": distance,
                 "has_silhouette": has,
+                "student_matrix": matrix,
             },
         }

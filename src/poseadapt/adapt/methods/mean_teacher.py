@@ -7,7 +7,17 @@ strongly augmented view, the teacher the weakly augmented one. Their supervised 
 - **consistency**: the teacher (an exponential moving average of the student, updated before every step with
   momentum `min(momentum, (1 + n) / (10 + n))` after n updates) decodes its heatmaps; each keypoint it is sure of
   (confidence >= `score_threshold`, peak inside the crop) becomes a Gaussian pseudo-heatmap for the student,
-  weighted by that confidence (the MSE of the supervised loss, normalised over the whole batch);
+  weighted by that confidence (the MSE of the supervised loss, normalised over the whole batch). With
+  `teacher_views` the teacher also sees the weak view mirrored, turned 180 degrees and/or flipped upside down,
+  and its heatmaps, mapped back (left/right swapped for mirrors), are averaged before decoding: keypoints the
+  views agree on keep their confidence, guesses that move with the view lose it (test-time augmentation of the
+  pseudo-labels; exact on UDP heatmaps, whose pixel grid reverses onto itself). With `student_rotate` /
+  `student_scale` the student's view is also turned and scaled relative to the teacher's and the teacher's
+  keypoints are carried into it before they become Gaussians (easy-hard pairs against collapse, Xie et al. 2021);
+- **filters** on the pseudo-labels themselves: `prior_filter` drops every keypoint of a teacher pose the prior calls
+  implausible (energy above its 99th percentile; a wrong pose is often confident, and its keypoints would teach
+  the student a wrong body), `silhouette_filter` drops a keypoint the teacher puts farther than that many heatmap
+  cells outside the person's mask;
 - **prior** (with `prior:`): the student's soft-argmax poses are kept plausible under the population's pose prior
   (`poseadapt.priors`; loss `log1p(relu(energy - reference))`);
 - **silhouette**: each soft-argmax keypoint of the student is pulled into the person's mask: the loss is the mean
@@ -67,6 +77,10 @@ class MeanTeacherOptions(MethodOptions):
     prior: Path | None = Field(None, description="pose prior file of the target population (poseadapt prior fit)")
     prior_weight: float = Field(1e-3, ge=0.0, description="weight of the prior loss on the student's predictions")
     silhouette: float = Field(1e-2, ge=0.0, description="weight of the silhouette loss (0: off)")
+    prior_filter: bool = Field(False, description="drop the pseudo-labels of teacher poses the prior calls implausible")
+    silhouette_filter: float | None = Field(
+        None, ge=0.0, description="drop pseudo-labels farther than this (heatmap cells) outside the person's mask"
+    )
     silhouette_margin: float = Field(0.5, ge=0.0, description="distance to the mask (heatmap cells) that is free")
     beta: float = Field(20.0, gt=0.0, description="soft-argmax sharpness for the prior and silhouette losses")
     rampup_iters: int = Field(0, ge=0, description="steps over which the unlabelled losses ramp up linearly")
@@ -76,6 +90,15 @@ class MeanTeacherOptions(MethodOptions):
     weak: list[dict[str, Any]] = Field(default_factory=list, description="pixel transforms of the teacher's view")
     strong: list[dict[str, Any]] | None = Field(
         None, description="pixel transforms of the student's view (default: photometric, blur, occlusion)"
+    )
+    student_rotate: float = Field(
+        0.0, ge=0.0, le=180.0, description="the student's view turned by up to this many degrees from the teacher's"
+    )
+    student_scale: float = Field(
+        0.0, ge=0.0, lt=1.0, description="the student's view scaled by 1 +- this from the teacher's"
+    )
+    teacher_views: list[Literal["flip", "rot180", "vflip"]] = Field(
+        default_factory=list, description="extra views the teacher averages over: mirrored, turned 180, upside down"
     )
     export: Literal["student", "teacher"] = Field("student", description="which weights the checkpoint keeps")
 
@@ -109,6 +132,7 @@ class MeanTeacher(Method):
         self.num_keypoints = 0
         self.codec: Any = None
         self.prior: PriorTerm | None = None
+        self.flip_index: list[int] = []
         self.pseudo: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.pending: dict[str, Any] | None = None
         self.stats: dict[str, float] = {}
@@ -123,6 +147,8 @@ class MeanTeacher(Method):
             raise DataError(f"recipe key '{key}.unlabelled.images': folder not found: {src.images}")
         if o.prior is not None:
             check_prior_file(o.prior, f"{key}.prior")
+        elif o.prior_filter:
+            raise PoseAdaptError(f"recipe key '{key}.prior_filter': needs 'prior' (a pose prior file)")
         _transforms(o.augment if o.augment is not None else DEFAULT_GEOMETRY, f"{key}.augment", "box")
         _transforms(o.weak, f"{key}.weak", "pixel")
         _transforms(o.strong if o.strong is not None else DEFAULT_STRONG, f"{key}.strong", "pixel")
@@ -134,6 +160,12 @@ class MeanTeacher(Method):
         schema = model.schemas[self.head]
         self.num_keypoints = len(schema)
         self.codec = model.codec
+        self.flip_index = list(schema.flip_index)
+        if self.options.teacher_views and not getattr(self.codec, "udp", False):
+            raise PoseAdaptError(
+                f"recipe key '{ctx.key}.teacher_views': needs UDP heatmaps (their grid mirrors exactly), "
+                f"not {type(self.codec).__name__}"
+            )
         if self.options.prior is not None:
             prior = check_prior_file(self.options.prior, f"{ctx.key}.prior")
             self.prior = PriorTerm(prior, schema, ctx.key, self.options.beta, {})
@@ -149,7 +181,8 @@ class MeanTeacher(Method):
             base, self.num_keypoints, model.codec.heatmap_size,
             weak=_transforms(o.weak, f"{key}.weak", "pixel"),
             strong=_transforms(o.strong if o.strong is not None else DEFAULT_STRONG, f"{key}.strong", "pixel"),
-            silhouettes=o.silhouette > 0,
+            silhouettes=o.silhouette > 0 or o.silhouette_filter is not None,
+            student_rotate=o.student_rotate, student_scale=o.student_scale,
         )  # fmt: skip
         # the teacher starts as the student: the final structure, after every method's prepare (LoRA included)
         self.teacher = copy.deepcopy(model)
@@ -219,12 +252,28 @@ class MeanTeacher(Method):
 
         self.teacher.eval()
         x = crops_to_pixels(batch["weak_image"][rows], self.teacher)
-        heatmaps = self.teacher(x, batch["dataset_index"][rows]).float()[:, : self.num_keypoints]
+        heatmaps = self.teacher_heatmaps(x, batch["dataset_index"][rows])
         points, scores = self.codec.decode(heatmaps.cpu().numpy())
+        if "student_matrix" in batch:  # the teacher's keypoints, carried into the student's (turned) view
+            m = batch["student_matrix"][rows].cpu().numpy().astype(np.float64)
+            points = np.einsum("rij,rkj->rki", m[:, :, :2], points[..., :2]) + m[:, None, :, 2]
         target, _ = self.codec.encode(points, np.ones(scores.shape, np.float32))
         iw, ih = self.codec.input_size
         inside = (points[..., 0] >= 0) & (points[..., 0] <= iw - 1) & (points[..., 1] >= 0) & (points[..., 1] <= ih - 1)
         sure = (scores >= max(self.options.score_threshold, 1e-12)) & inside
+        stats: dict[str, float] = {}
+        if self.options.prior_filter and self.prior is not None:
+            columns = self.prior.columns.numpy()
+            implausible = np.asarray(self.prior.prior.implausible(points[:, columns, :2].astype(np.float64)))
+            sure &= ~implausible[:, None]
+            stats["implausible_teacher"] = float(implausible.mean())
+        if self.options.silhouette_filter is not None and "silhouette_distance" in batch:
+            field = batch["silhouette_distance"][rows].cpu().numpy()
+            has = batch["has_silhouette"][rows].cpu().numpy() > 0
+            xs = np.clip(np.round(points[..., 0]).astype(int), 0, iw - 1)
+            ys = np.clip(np.round(points[..., 1]).astype(int), 0, ih - 1)
+            outside = field[np.arange(len(rows))[:, None], ys, xs] > self.options.silhouette_filter
+            sure &= ~(outside & has[:, None])
         weight = np.where(sure, np.clip(scores, 0.0, 1.0), 0.0).astype(np.float32)
         device = batch["target"].device
         self.pseudo = (
@@ -232,7 +281,25 @@ class MeanTeacher(Method):
             torch.from_numpy(np.asarray(target, np.float32)).to(device),
             torch.from_numpy(weight).to(device),
         )
-        return {"pseudo_labels": float(sure.mean()), "teacher_confidence": float(np.clip(scores, 0, 1).mean())}
+        return {"pseudo_labels": float(sure.mean()), "teacher_confidence": float(np.clip(scores, 0, 1).mean()), **stats}
+
+    def teacher_heatmaps(self, x: torch.Tensor, dataset_index: torch.Tensor) -> torch.Tensor:
+        """The teacher's heatmaps of pixels `x`, averaged over the identity and `teacher_views` (mapped back)."""
+        assert self.teacher is not None
+        k = self.num_keypoints
+
+        def run(pixels: torch.Tensor) -> torch.Tensor:
+            return self.teacher(pixels, dataset_index).float()[:, :k]  # type: ignore[misc]
+
+        total = run(x)
+        for view in self.options.teacher_views:
+            if view == "flip":
+                total += run(x.flip(-1)).flip(-1)[:, self.flip_index]
+            elif view == "vflip":
+                total += run(x.flip(-2)).flip(-2)[:, self.flip_index]
+            else:  # rot180: a rotation keeps left and right
+                total += run(x.flip(-1, -2)).flip(-1, -2)
+        return total / (1 + len(self.options.teacher_views))
 
     # ------------------------------------------------------------------------------------------------ the loop
     def before_step(self, batch: dict[str, Any], model: nn.Module) -> None:

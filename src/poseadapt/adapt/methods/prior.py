@@ -4,7 +4,9 @@ Every training step decodes the head's heatmaps differentiably (soft-argmax, `po
 adds `weight * mean(log1p(relu(energy - reference)))`: the prior's energy (bone-length ratios with a robust loss,
 joint-angle limits, a Gaussian-mixture density over Procrustes-normalised poses; see `poseadapt.priors`) above
 that of the median training pose. Poses as plausible as the population's typical pose cost nothing, so the prior
-only pulls on odd predictions; with few labels it is the anatomy the labels cannot teach.
+only pulls on odd predictions; with few labels it is the anatomy the labels cannot teach. `reference: threshold`
+frees every pose up to the prior's 99th percentile (the implausible-pose threshold) instead: only poses the
+implausible-pose rate would count pay, and the labelled keypoints are left to the heatmap loss.
 
 The prior comes from `poseadapt prior fit ANN.json --out PRIOR.safetensors` (labelled poses of the target
 population); its keypoints are matched to the head's by name (the head may have more).
@@ -31,6 +33,9 @@ class PriorOptions(MethodOptions):
     bones: float = Field(1.0, ge=0.0, description="weight of the bone-length-ratio part")
     angles: float = Field(1.0, ge=0.0, description="weight of the joint-angle-limit part")
     head: str | None = Field(None, description="the head whose predictions the prior judges (default: the target's)")
+    reference: Literal["median", "threshold"] = Field(
+        "median", description="energy that costs nothing: the median training pose's, or the 99th percentile's"
+    )
     samples: Literal["all", "unlabelled"] = Field(
         "all", description="which samples: every sample of the head, or only those with no labelled keypoint"
     )
@@ -51,12 +56,21 @@ def check_prior_file(path: Path, key: str) -> Any:
 class PriorTerm:
     """The differentiable prior energy of a head's predictions (shared by `prior` and `mean_teacher`)."""
 
-    def __init__(self, prior: Any, head_schema: Any, key: str, beta: float, weights: dict[str, float]) -> None:
+    def __init__(
+        self,
+        prior: Any,
+        head_schema: Any,
+        key: str,
+        beta: float,
+        weights: dict[str, float],
+        reference: Literal["median", "threshold"] = "median",
+    ) -> None:
         try:
             self.columns = torch.as_tensor(prior.columns_for(head_schema.keypoints))
         except PoseAdaptError as exc:
             raise PoseAdaptError(f"recipe key '{key}': head schema '{head_schema.name}': {exc}") from None
         self.prior, self.beta, self.weights = prior, float(beta), dict(weights)
+        self.reference = float(prior.threshold if reference == "threshold" else prior.reference)
 
     def energy(self, heatmaps: torch.Tensor) -> torch.Tensor:
         """(B, K, H, W) heatmaps -> (B,) prior energies of their soft-argmax poses (float32)."""
@@ -66,9 +80,9 @@ class PriorTerm:
         return self.prior.energy(points, self.weights)
 
     def loss(self, energy: torch.Tensor) -> torch.Tensor:
-        """mean(log1p(relu(energy - reference))): 0 for poses as plausible as the typical training pose; the log
+        """mean(log1p(relu(energy - reference))): 0 for poses as plausible as the reference pose; the log
         keeps a collapsed pose (an untrained head's, energy in the hundreds) from swamping the heatmap loss."""
-        return torch.log1p(torch.relu(energy - self.prior.reference)).mean()
+        return torch.log1p(torch.relu(energy - self.reference)).mean()
 
 
 class Prior(Method):
@@ -99,7 +113,7 @@ class Prior(Method):
             self.head = ctx.heads[0] if ctx.heads else 0
         prior = check_prior_file(o.prior, f"{ctx.key}.prior")
         weights = {"density": o.density, "bones": o.bones, "angles": o.angles}
-        self.term = PriorTerm(prior, model.schemas[self.head], ctx.key, o.beta, weights)
+        self.term = PriorTerm(prior, model.schemas[self.head], ctx.key, o.beta, weights, o.reference)
         return model
 
     def losses(self, batch: dict[str, Any], out: StepOutputs, model: nn.Module) -> dict[str, torch.Tensor]:
