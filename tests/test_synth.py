@@ -309,6 +309,11 @@ def test_child_proportions_give_bigger_heads_and_leave_others_unchanged():
     assert 0.15 < head_share(children) < _CHILD_LENGTHS["head"]
     with pytest.raises(PoseAdaptError, match="child_proportions"):
         get_population("adult", child_proportions=1.5)
+    # a blend range towards the toddler's end: bigger heads still, the default range draws as before
+    toddlers = get_population("adult", child_proportions=1.0, child_blend=(0.6, 1.0))
+    assert head_share(children) + 0.02 < head_share(toddlers) < _CHILD_LENGTHS["head"]
+    with pytest.raises(PoseAdaptError, match="child_blend"):
+        get_population("adult", child_blend=(0.8, 0.2))
     # a population that does not ask for children draws nothing extra: renders stay identical
     same = get_population("adult", child_proportions=0.0)
     a, b = render_sample(6, "adult", view="random", size=64), render_sample(6, same, view="random", size=64)

@@ -157,7 +157,10 @@ class Population(BaseModel):
         ge=0,
         le=1,
         description="Share of people drawn with a child's build: lengths and radii blended from the population's "
-        "towards a toddler's by a uniform factor in [0, 1].",
+        "towards a toddler's by a uniform factor in `child_blend`.",
+    )
+    child_blend: tuple[float, float] = Field(
+        (0.0, 1.0), description="Range of the blend factor of a child's build: 0 the population's, 1 a toddler's."
     )
     one_piece: float = Field(
         0.0, ge=0, le=1, description="Share of adults in one-piece sleepwear or a jumpsuit (neck to ankles)."
@@ -211,6 +214,9 @@ class Population(BaseModel):
     def _check_ranges(self) -> Population:
         if self.one_piece + self.swimwear > 1:
             raise ValueError(f"one_piece + swimwear must be at most 1, got {self.one_piece + self.swimwear}")
+        lo, hi = self.child_blend
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"child_blend must be a (low, high) range with 0 <= low <= high <= 1, got ({lo}, {hi})")
         for name in ("stature_m", "girth", "kyphosis_deg", "knee_bend_deg"):
             lo, hi = getattr(self, name)
             if lo > hi or (name in ("stature_m", "girth") and lo <= 0):
@@ -231,7 +237,7 @@ class Population(BaseModel):
         base_lengths, base_radii = self.lengths, self.radii
         # draw only when asked, so populations without children render exactly as before
         if self.child_proportions > 0 and rng.random() < self.child_proportions:
-            t = rng.uniform(0.0, 1.0)
+            t = rng.uniform(*self.child_blend)
             base_lengths = {k: (1 - t) * v + t * _CHILD_LENGTHS[k] for k, v in base_lengths.items()}
             base_radii = {k: (1 - t) * v + t * _CHILD_RADII[k] for k, v in base_radii.items()}
             stature *= 1.0 - 0.45 * t  # a two-year-old stands about 0.9 m
