@@ -38,6 +38,7 @@ foundation: $(STAMP)
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage2
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage3
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage4
+	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage5
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
