@@ -39,6 +39,7 @@ foundation: $(STAMP)
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage3
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage4
 	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage5
+	$(VENV)/bin/poseadapt train synthpose-vit-tiny-stage6
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
