@@ -119,10 +119,15 @@ class TwoViewDataset:
             sample = t(sample, rng)
         return sample.image
 
+    @property
+    def turned(self) -> bool:
+        """Whether the student's view is turned / scaled against the teacher's."""
+        return bool(self.student_rotate or self.student_scale)
+
     def student_matrix(self, rng: np.random.Generator) -> np.ndarray:
         """The similarity (2, 3) from the teacher's view to the student's: a turn of up to `student_rotate`
         degrees and a scale within 1 +- `student_scale` about the crop's centre (the identity when both are 0)."""
-        if not (self.student_rotate or self.student_scale):
+        if not self.turned:
             return np.array([[1, 0, 0], [0, 1, 0]], np.float32)
         w_in, h_in = self.base.input_size
         angle = rng.uniform(-self.student_rotate, self.student_rotate)
@@ -136,8 +141,7 @@ class TwoViewDataset:
         weak = self._view(item, self.weak, rng)
         w_in, h_in = self.base.input_size
         matrix = self.student_matrix(rng)
-        warped = bool(self.student_rotate or self.student_scale)
-        if warped:
+        if self.turned:
             strong = cv2.warpAffine(strong, matrix.astype(np.float64), (w_in, h_in), flags=cv2.INTER_LINEAR)
         has, distance = np.float32(0.0), np.zeros((h_in, w_in), np.float32)
         if self.silhouettes:
@@ -145,7 +149,7 @@ class TwoViewDataset:
             ann = self.base.data.annotations[row]
             info = self.base.data.images.get(int(self.base.data.image_ids[row]))
             mask = silhouette_mask(ann.get("segmentation"), item["meta"]["matrix"], (w_in, h_in), info)
-            if warped:
+            if self.turned:
                 mask = cv2.warpAffine(mask, matrix.astype(np.float64), (w_in, h_in), flags=cv2.INTER_NEAREST)
             if mask.any():
                 has, distance = np.float32(1.0), distance_to_mask(mask, self.cell)

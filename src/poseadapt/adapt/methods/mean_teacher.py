@@ -41,6 +41,7 @@ from torch import nn
 
 from poseadapt.adapt.method import AdaptContext, DataStream, Method, MethodOptions, StepOutputs
 from poseadapt.adapt.methods.prior import PriorTerm, check_prior_file
+from poseadapt.codecs import flip_heatmaps_back
 from poseadapt.errors import DataError, PoseAdaptError
 
 DEFAULT_GEOMETRY: list[dict[str, Any]] = [{"type": "RandomFlip", "prob": 0.5}, {"type": "RandomBBoxTransform"}]
@@ -254,7 +255,7 @@ class MeanTeacher(Method):
         x = crops_to_pixels(batch["weak_image"][rows], self.teacher)
         heatmaps = self.teacher_heatmaps(x, batch["dataset_index"][rows])
         points, scores = self.codec.decode(heatmaps.cpu().numpy())
-        if "student_matrix" in batch:  # the teacher's keypoints, carried into the student's (turned) view
+        if self.options.student_rotate or self.options.student_scale:  # carried into the student's turned view
             m = batch["student_matrix"][rows].cpu().numpy().astype(np.float64)
             points = np.einsum("rij,rkj->rki", m[:, :, :2], points[..., :2]) + m[:, None, :, 2]
         target, _ = self.codec.encode(points, np.ones(scores.shape, np.float32))
@@ -294,9 +295,9 @@ class MeanTeacher(Method):
         total = run(x)
         for view in self.options.teacher_views:
             if view == "flip":
-                total += run(x.flip(-1)).flip(-1)[:, self.flip_index]
-            elif view == "vflip":
-                total += run(x.flip(-2)).flip(-2)[:, self.flip_index]
+                total += flip_heatmaps_back(run(x.flip(-1)), self.flip_index)
+            elif view == "vflip":  # upside down = mirrored, then turned 180
+                total += flip_heatmaps_back(run(x.flip(-2)).flip(-1, -2), self.flip_index)
             else:  # rot180: a rotation keeps left and right
                 total += run(x.flip(-1, -2)).flip(-1, -2)
         return total / (1 + len(self.options.teacher_views))
