@@ -42,6 +42,26 @@ def one_thread() -> Any:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def infant_top_poses() -> Any:
+    """Complete coco17 poses (N, 17, 2) of 200 rendered top-view infants (96 px images, seed 0)."""
+    from poseadapt.data.coco import coco_keypoints_from_dict
+    from poseadapt.priors import complete_poses
+    from poseadapt.synth import render_dataset
+
+    _, coco = render_dataset("infant", view="top", n=200, size=96, seed=0, schema="coco17")
+    return complete_poses(coco_keypoints_from_dict(coco, "coco17").keypoints)
+
+
+@pytest.fixture(scope="session")
+def infant_top_prior(infant_top_poses: Any) -> Any:
+    """A pose prior fitted to `infant_top_poses`."""
+    from poseadapt.priors import fit_prior
+    from poseadapt.schemas import get_schema
+
+    return fit_prior(infant_top_poses, get_schema("coco17"), seed=0)
+
+
 @pytest.fixture
 def tiny_recipe() -> dict[str, Any]:
     """A fresh copy of a recipe that trains in about a second on CPU (2 steps per epoch)."""

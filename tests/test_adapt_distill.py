@@ -67,11 +67,11 @@ def test_distill_trains_alignment_and_decays_with_the_epoch(tmp_path: Path, teac
     assert isinstance(align, torch.nn.Conv2d) and (align.in_channels, align.out_channels) == (64, 96)
     in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert all(id(p) in in_optimizer for p in align.parameters())
-    teacher_before = {k: v.clone() for k, v in method.teacher.state_dict().items()}
+    teacher_before = {k: v.clone() for k, v in method.teachers[0].state_dict().items()}
     align_before = align.weight.detach().clone()
     trainer.fit()
     assert not torch.equal(align.weight, align_before)  # the alignment trains
-    for k, v in method.teacher.state_dict().items():  # the teacher does not
+    for k, v in method.teachers[0].state_dict().items():  # the teacher does not
         assert torch.equal(v, teacher_before[k])
 
     # each epoch's terms carry the factor 1 - e/4; the feature loss falls within the first epochs
@@ -105,6 +105,40 @@ def test_distill_trains_alignment_and_decays_with_the_epoch(tmp_path: Path, teac
 
     final = load_checkpoint(tmp_path / "final.safetensors")  # the alignment is not exported
     assert set(final.state_dict()) == set(trainer.module.state_dict())
+
+
+def test_an_ensemble_teacher_is_the_mean_of_its_members(tmp_path: Path, teacher_ckpt: Path) -> None:
+    torch.manual_seed(2)
+    other = create_model("vit_tiny", "coco17", "simple", img_size=(INPUT[1], INPUT[0]), embed_dim=96, depth=3)
+    for m in other.heads.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    second = save_checkpoint(other, tmp_path / "second.safetensors")
+    data = recipe(teacher_ckpt)
+    data["adapt"][0]["distill"]["teacher"] = [str(teacher_ckpt), str(second)]
+    trainer = build_trainer(recipe_from_dict(data), tmp_path / "run")
+    method = trainer.methods[0]
+    assert len(method.teachers) == 2 and method.fingerprint.count(",") == 1
+    batch = next(iter(trainer.loader))
+    feats, heat = method.teacher_outputs(batch["image"])
+    singles = []
+    for path in (teacher_ckpt, second):
+        one = load_checkpoint(path).eval()
+        with torch.no_grad():
+            x = one.normalize(batch["image"].permute(0, 3, 1, 2))
+            f = one.forward_features(x)
+            singles.append((f, one.heads(f, 0)))
+    torch.testing.assert_close(feats, 0.5 * (singles[0][0] + singles[1][0]))
+    torch.testing.assert_close(heat, 0.5 * (singles[0][1] + singles[1][1]))
+    assert not torch.allclose(singles[0][1], singles[1][1])  # the members differ, so the mean is not either one
+    # members that do not share a feature width are one line
+    narrow = create_model("vit_tiny", "coco17", "simple", img_size=(INPUT[1], INPUT[0]))
+    data["adapt"][0]["distill"]["teacher"] = [
+        str(teacher_ckpt),
+        str(save_checkpoint(narrow, tmp_path / "n.safetensors")),
+    ]
+    with pytest.raises(PoseAdaptError, match="ensemble's members must share"):
+        build_trainer(recipe_from_dict(data), tmp_path / "run2")
 
 
 def test_logit_distillation_teaches_keypoints_the_labels_lack() -> None:

@@ -12,12 +12,11 @@ import pytest
 import torch
 
 from poseadapt.cli.main import main
-from poseadapt.data.coco import coco_keypoints_from_dict
 from poseadapt.errors import PoseAdaptError
 from poseadapt.evaluate.plausibility import implausible_rate
-from poseadapt.priors import PosePrior, complete_poses, fit_prior
+from poseadapt.priors import PosePrior
 from poseadapt.schemas import get_schema
-from poseadapt.synth import render_dataset, write_dataset
+from poseadapt.synth import write_dataset
 from poseadapt.train import build_trainer, recipe_from_dict
 
 COCO17 = get_schema("coco17")
@@ -26,15 +25,14 @@ COCO17 = get_schema("coco17")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def poses() -> np.ndarray:
-    _, coco = render_dataset("infant", view="top", n=200, size=96, seed=0, schema="coco17")
-    return complete_poses(coco_keypoints_from_dict(coco, "coco17").keypoints)
+@pytest.fixture
+def poses(infant_top_poses: np.ndarray) -> np.ndarray:
+    return infant_top_poses
 
 
-@pytest.fixture(scope="module")
-def prior(poses: np.ndarray) -> PosePrior:
-    return fit_prior(poses, COCO17, seed=0)
+@pytest.fixture
+def prior(infant_top_prior: PosePrior) -> PosePrior:
+    return infant_top_prior
 
 
 def far_wrist(pose: np.ndarray) -> np.ndarray:

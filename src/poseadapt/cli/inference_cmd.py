@@ -100,6 +100,7 @@ def predict_cmd(
     json_out: bool,
     ann: Path | None = None,
     min_score: float | None = None,
+    decode_prior: Path | None = None,
 ) -> None:
     """`image_id`s: the ground truth's with `ann` (matched by file name), else 1..N in sorted file-name order
     (each row also carries its `file_name`); scoring 1..N ids against a file with other ids would be wrong.
@@ -133,6 +134,7 @@ def predict_cmd(
         id_of, category_id = {path: i for i, path in enumerate(images, start=1)}, None
     model = load_checkpoint(checkpoint)
     schema = model.schemas[model.head_index(head) if head else 0]
+    decoder = prior_decoder(decode_prior, schema, model.codec)
     ids, rows, names = [], [], {}
     for path in images:
         image_id = id_of[path]
@@ -152,7 +154,7 @@ def predict_cmd(
     progress = progress_callback(len(images), "predicting")
     preds = predict_people(
         model, people, lambda i: read_image(paths[i]), head=head, flip_test=flip, nms_threshold=None, progress=progress,
-        **({} if category_id is None else {"category_id": category_id}),
+        decoder=decoder, **({} if category_id is None else {"category_id": category_id}),
     )  # fmt: skip
     keep = np.arange(len(preds))
     if people.detected and len(preds):
@@ -202,6 +204,19 @@ def predict_cmd(
             )
 
 
+def prior_decoder(path: Path | None, schema: Any, codec: Any) -> Any:
+    """A PriorDecoder for `--decode-prior` (None without one); a prior missing the schema's keypoints is one line."""
+    if path is None:
+        return None
+    from poseadapt.evaluate.prior_decode import PriorDecoder, codec_refiner
+    from poseadapt.priors import PosePrior
+
+    refine = codec_refiner(codec)
+    if refine is None:
+        raise PoseAdaptError(f"--decode-prior needs a heatmap model; this one decodes with {type(codec).__name__}")
+    return PriorDecoder(PosePrior.load(path), schema.keypoints, schema.flip_index, refine)
+
+
 def eval_cmd(
     checkpoint: Path,
     ann: Path,
@@ -212,6 +227,7 @@ def eval_cmd(
     out: Path | None,
     json_out: bool,
     prior: Path | None = None,
+    decode_prior: Path | None = None,
 ) -> None:
     from poseadapt.cli.io import print_json, progress_callback, write_json
     from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
@@ -225,13 +241,17 @@ def eval_cmd(
 
         pose_prior = PosePrior.load(prior)
     model = load_checkpoint(checkpoint)
-    gt = load_ground_truth(ann, model.schemas[model.head_index(head) if head else 0])
+    schema = model.schemas[model.head_index(head) if head else 0]
+    decoder = prior_decoder(decode_prior, schema, model.codec)
+    gt = load_ground_truth(ann, schema)
     detections = detection_people(boxes, gt.images) if boxes is not None else None
     result = evaluate_model(
         model, gt, images_dir, detections=detections, head=head, flip_test=flip,
-        progress=progress_callback(len(gt.images), "evaluating"),
+        progress=progress_callback(len(gt.images), "evaluating"), decoder=decoder,
     )  # fmt: skip
     summary = result.to_dict()
+    if decoder is not None:
+        summary.update(decoder.summary())
     if pose_prior is not None:
         from poseadapt.evaluate.plausibility import implausible_rate
 

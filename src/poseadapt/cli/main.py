@@ -238,6 +238,13 @@ def predict(
         ),
     ] = 0.3,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    decode_prior: Annotated[
+        Path | None,
+        typer.Option(
+            "--decode-prior",
+            help="Pose prior to decode with: an implausible pose's keypoints may move to other heatmap peaks.",
+        ),
+    ] = None,
 ) -> None:
     """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton.
 
@@ -247,7 +254,9 @@ def predict(
     """
     from poseadapt.cli import inference_cmd
 
-    inference_cmd.predict_cmd(checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann, min_score=min_score)
+    inference_cmd.predict_cmd(
+        checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann, min_score=min_score, decode_prior=decode_prior
+    )
 
 
 @app.command("eval")
@@ -265,11 +274,20 @@ def evaluate(
     prior: Annotated[
         Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
     ] = None,
+    decode_prior: Annotated[
+        Path | None,
+        typer.Option(
+            "--decode-prior",
+            help="Pose prior to decode with: an implausible pose's keypoints may move to other heatmap peaks.",
+        ),
+    ] = None,
 ) -> None:
     """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
     from poseadapt.cli import inference_cmd
 
-    inference_cmd.eval_cmd(checkpoint, ann, images, boxes, head, flip, out, json_out, prior=prior)
+    inference_cmd.eval_cmd(
+        checkpoint, ann, images, boxes, head, flip, out, json_out, prior=prior, decode_prior=decode_prior
+    )
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -130,6 +130,7 @@ class Predictor:
     padding: float = DEFAULT_PADDING
     device: Any = None
     autocast: bool = False
+    decoder: Callable[[np.ndarray], np.ndarray] | None = None  # heatmaps -> heatmaps (e.g. a PriorDecoder)
     head_index: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -185,6 +186,8 @@ class Predictor:
 
     def decode(self, outputs: Any, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
         """Model outputs -> (N, K, 3) keypoints (x, y, score) in image pixels, with the codec's own geometry."""
+        if self.decoder is not None and not isinstance(outputs, tuple):
+            outputs = self.decoder(outputs)
         keypoints, scores = self.codec.decode(*outputs) if isinstance(outputs, tuple) else self.codec.decode(outputs)
         if self.flip_test:  # what averaging with the flipped-back output leaves, in input pixels (0 for UDP)
             keypoints = keypoints.copy()
@@ -240,6 +243,7 @@ def predict_people(
     nms_threshold: float | None = OKS_NMS_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     category_id: int = 1,
+    decoder: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> CocoPredictions:
     """Predictions in image pixels for every person, in the order of `people` (less any OKS-NMS removed).
 
@@ -248,7 +252,7 @@ def predict_people(
     """
     from poseadapt.data.coco import CocoPredictions
 
-    predictor = Predictor(model, head, flip_test, batch_size, device=device, autocast=autocast)
+    predictor = Predictor(model, head, flip_test, batch_size, device=device, autocast=autocast, decoder=decoder)
     read = image_reader(images, gt)
     k = len(predictor.schema)
     keypoints = np.zeros((len(people), k, 3))
@@ -484,6 +488,7 @@ def evaluate_model(
     nms_threshold: float | None = OKS_NMS_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     engine: str = "hotcoco",
+    decoder: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Evaluation:
     """Predict every person of `gt` (its boxes, or `detections`) and score OKS AP/AR on the shared keypoints.
 
@@ -498,6 +503,7 @@ def evaluate_model(
     preds = predict_people(
         model, people, images, gt=gt, head=index, flip_test=flip_test, batch_size=batch_size, device=device,
         autocast=autocast, nms_threshold=nms_threshold, progress=progress, category_id=gt.category_id,
+        decoder=decoder,
     )  # fmt: skip
     stats = score_ap(view, preds, engine=engine)
     boxes = "detections" if people.detected else "ground truth"

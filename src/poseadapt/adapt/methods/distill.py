@@ -14,6 +14,11 @@ teacher runs on every training crop; the student learns from the labels (the usu
 Both terms are scaled by `(1 - epoch / epochs)` (`decay: true`): the student leans on the teacher early and on
 the labels late.
 
+**Ensemble teachers** (`teacher: [a.safetensors, b.safetensors, ...]`): the teacher is the mean of several
+frozen models (heatmaps and features averaged; Hinton et al.'s ensemble distillation), its FLOPs the sum of
+theirs. Without a bigger pre-trained model than the student, an ensemble of fine-tuned copies is the stronger
+teacher a single machine can make (docs/ADAPTATION_RESULTS.md).
+
 **Stage 2** (head-only self-distillation): the stage-1 student becomes its own teacher; its backbone is frozen,
 its head re-initialised (`reset_head: true`) and trained by the teacher's heatmaps alone (`labels: false`,
 `feature_weight: 0`, `decay: false`), for about a fifth of the stage-1 epochs. With `head_only` in the same
@@ -41,7 +46,11 @@ from poseadapt.errors import PoseAdaptError
 
 
 class DistillOptions(MethodOptions):
-    teacher: Path | None = Field(None, description="the frozen teacher; default: model.checkpoint as loaded")
+    teacher: Path | list[Path] | None = Field(
+        None,
+        description="the frozen teacher, or a list of checkpoints whose mean is the teacher (an ensemble); "
+        "default: model.checkpoint as loaded",
+    )
     feature_weight: float = Field(1.0, ge=0.0, description="feature distillation (1x1 alignment, MSE); 0: off")
     logit_weight: float = Field(1.0, ge=0.0, description="heatmap (logit) distillation on every keypoint; 0: off")
     logit_loss: Literal["mse", "kl"] = Field("mse", description="mse of heatmaps, or KL of spatial softmaxes")
@@ -60,7 +69,7 @@ class Distill(Method):
 
     def __init__(self, options: DistillOptions) -> None:
         super().__init__(options)
-        self.teacher: nn.Module | None = None
+        self.teachers: list[nn.Module] = []
         self.align: nn.Module | None = None
         self.fingerprint: str | None = None
         self.epochs = 1
@@ -72,7 +81,8 @@ class Distill(Method):
 
     def check(self, ctx: AdaptContext) -> None:
         o = self.options
-        check_teacher_file(o.teacher, ctx.key)
+        for path in self.teacher_paths():
+            check_teacher_file(path, ctx.key)
         if o.feature_weight == 0 and o.logit_weight == 0:
             raise PoseAdaptError(
                 f"recipe key '{ctx.key}': feature_weight and logit_weight are both 0: nothing to distil"
@@ -87,7 +97,13 @@ class Distill(Method):
         from poseadapt.schemas.mapping import SchemaMap
 
         o = self.options
-        teacher = load_teacher(o.teacher, ctx.source_model, model, ctx.key)
+        teachers = [load_teacher(path, ctx.source_model, model, ctx.key) for path in self.teacher_paths()]
+        teacher = teachers[0]
+        for other in teachers[1:]:
+            if other.schemas[0].name != teacher.schemas[0].name or _width(other) != _width(teacher):
+                raise PoseAdaptError(
+                    f"recipe key '{ctx.key}.teacher': an ensemble's members must share the schema and feature width"
+                )
         self.head = ctx.heads[0] if ctx.heads else 0
         mapping = SchemaMap(teacher.schemas[0], model.schemas[self.head])
         self.teacher_channels = [s for s, _ in mapping.matched]
@@ -104,8 +120,8 @@ class Distill(Method):
             for head in model.heads.values():
                 if hasattr(head, "reset_parameters"):
                     head.reset_parameters()
-        self.teacher = teacher
-        self.fingerprint = teacher_fingerprint(teacher)
+        self.teachers = teachers
+        self.fingerprint = ",".join(teacher_fingerprint(t) for t in teachers)
         self.epochs = int(ctx.recipe.schedule.epochs)
         return model
 
@@ -120,16 +136,29 @@ class Distill(Method):
         if not self.options.labels:
             batch["target_weight"] = torch.zeros_like(batch["target_weight"])
 
+    def teacher_paths(self) -> list[Path | None]:
+        teacher = self.options.teacher
+        if isinstance(teacher, list):
+            return list(teacher)
+        return [teacher]
+
     @torch.no_grad()
     def teacher_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, heatmaps of the matched keypoints) of the frozen teacher on the batch's crops."""
-        assert self.teacher is not None
-        if next(self.teacher.parameters()).device != images.device:
-            self.teacher.to(images.device)
-        self.teacher.eval()
-        feats = self.teacher.forward_features(crops_to_pixels(images, self.teacher), 0)
-        heatmaps = self.teacher.heads(feats, 0)
-        return feats.float(), heatmaps[:, self.teacher_channels].float()
+        """(features, heatmaps of the matched keypoints) of the frozen teacher on the batch's crops; an
+        ensemble's are the means over its members (members fine-tuned from one start share a feature space)."""
+        assert self.teachers
+        feats_sum, heat_sum = None, None
+        for teacher in self.teachers:
+            if next(teacher.parameters()).device != images.device:
+                teacher.to(images.device)
+            teacher.eval()
+            feats = teacher.forward_features(crops_to_pixels(images, teacher), 0)
+            heatmaps = teacher.heads(feats, 0)[:, self.teacher_channels].float()
+            feats_sum = feats.float() if feats_sum is None else feats_sum + feats.float()
+            heat_sum = heatmaps if heat_sum is None else heat_sum + heatmaps
+        assert feats_sum is not None and heat_sum is not None
+        n = len(self.teachers)
+        return feats_sum / n, heat_sum / n
 
     def losses(self, batch: dict[str, Any], out: StepOutputs, model: nn.Module) -> dict[str, torch.Tensor]:
         o = self.options
@@ -183,6 +212,10 @@ def heatmap_distill_loss(
     s = F.log_softmax(beta * student.flatten(2), dim=-1)
     t = F.log_softmax(beta * teacher.flatten(2), dim=-1)
     return F.kl_div(s, t, log_target=True, reduction="none").sum(-1).mean()
+
+
+def _width(model: nn.Module) -> int | None:
+    return getattr(getattr(getattr(model, "config", None), "backbone", None), "embed_dim", None)
 
 
 def _channels(model: nn.Module, key: str, who: str) -> int:
