@@ -141,6 +141,30 @@ def test_an_ensemble_teacher_is_the_mean_of_its_members(tmp_path: Path, teacher_
         build_trainer(recipe_from_dict(data), tmp_path / "run2")
 
 
+def test_unlabelled_images_are_taught_by_the_teacher_alone(tmp_path: Path, teacher_ckpt: Path) -> None:
+    data = recipe(teacher_ckpt, epochs=1)
+    data["adapt"][0]["distill"]["unlabelled"] = {
+        "synth": {"population": "infant", "view": "top", "n": 8, "size": 96, "seed": 5},
+        "ratio": 0.5,
+    }
+    trainer = build_trainer(recipe_from_dict(data), tmp_path / "run")
+    method = trainer.methods[0]
+    weights = torch.cat([b["target_weight"].sum(1) for b in trainer.loader])
+    assert (weights == 0).sum() >= 6 and (weights > 0).sum() >= 6  # about half the epoch has no labels
+    batch = next(b for b in trainer.loader if bool((b["target_weight"].sum(1) == 0).any()))
+    student = trainer.module.eval()
+    from poseadapt.train.batch import model_input
+
+    with torch.no_grad():
+        s_feat = student.forward_features(model_input(batch["image"], student), batch["dataset_index"])
+        s_heat = student.heads(s_feat, batch["dataset_index"])
+        out = method.losses(batch, type("O", (), {"features": s_feat, "heatmaps": s_heat})(), student)
+        _, t_heat = method.teacher_outputs(batch["image"])
+    torch.testing.assert_close(out["logit"], torch.mean((s_heat - t_heat) ** 2))  # every row, labelled or not
+    trainer.fit()
+    assert (tmp_path / "run" / "final.safetensors").is_file()
+
+
 def test_logit_distillation_teaches_keypoints_the_labels_lack() -> None:
     s = torch.zeros(2, 3, 4, 4, requires_grad=True)
     t = torch.rand(2, 3, 4, 4)
@@ -179,6 +203,13 @@ def test_flops_counter_counts_attention_and_convs() -> None:
     big = count_flops(create_model("vit_tiny", "coco17", "simple", img_size=(64, 48), depth=4))
     assert 0 < small < big
     assert count_flops(m, batch=2) == 2 * small
+    # every product of the forward pass, attention's two included (2 * 2 * N^2 * C per block), by hand:
+    n, c, depth, k = 4 * 3, 64, 2, 17  # tokens (64x48 crop, patch 16), width, blocks, keypoints
+    patch = 2 * 3 * c * 16 * 16 * n
+    linear = 2 * n * c * (3 * c + c + 2 * 256)  # qkv, proj, the MLP's two layers
+    attention = 2 * 2 * n * n * c
+    head = 2 * c * k * 3 * 3 * (16 * 12)  # the simple head: x4 upsampling, one 3x3 conv
+    assert small == patch + depth * (linear + attention) + head
 
 
 BAD = [

@@ -82,6 +82,8 @@ def test_readme_tour_runs_as_written(
         "score",
         "score",
         "eval",
+        "prior",
+        "eval",
         "export",
         "methods",
         "recipes",

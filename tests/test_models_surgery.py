@@ -106,3 +106,64 @@ def test_head_surgery_can_keep_the_old_head(tmp_path):
     again = load_model(save_checkpoint(both, tmp_path / "both.safetensors"))
     with torch.no_grad():
         assert torch.equal(again(x, 1), new)
+
+
+def test_input_downsample_runs_the_same_weights_on_shrunk_crops_at_the_same_cost(tmp_path):
+    import torch.nn.functional as F
+
+    from poseadapt.adapt.flops import count_flops
+    from poseadapt.interop.checkpoint import load_checkpoint
+    from poseadapt.models.surgery import with_input_downsample
+
+    small = randomize(create_model("vit_tiny", "coco17", "classic", img_size=(128, 96))).eval()
+    big = with_input_downsample(small, 2).eval()
+    assert big.input_size == (192, 256) and big.heatmap_size == (48, 64)
+    assert big.config.codec["input_size"] == [192, 256] and big.config.codec["heatmap_size"] == [48, 64]
+    assert big.config.codec["sigma"] == 2 * small.config.codec["sigma"]
+    x = torch.randn(2, 3, 256, 192)
+    with torch.no_grad():
+        shrunk = F.interpolate(x, size=(128, 96), mode="bilinear", antialias=True, align_corners=False)
+        expected = F.interpolate(small(shrunk), size=(64, 48), mode="bilinear", align_corners=True)
+        got = big(x)
+    torch.testing.assert_close(got, expected)
+    assert count_flops(big) == count_flops(small)  # the crop is 4x larger, the work is not
+    again = load_checkpoint(save_checkpoint(big, tmp_path / "big.safetensors")).eval()
+    assert again.config.input_downsample == 2 and again.input_size == (192, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), got)
+    with pytest.raises(PoseAdaptError, match="input_downsample needs heatmap heads"):
+        with_input_downsample(create_model("vit_tiny", "coco17", "simcc"), 2)
+
+
+def test_resize_input_resizes_the_position_embedding_and_scales_the_codec():
+    from poseadapt.models.surgery import resize_input
+    from poseadapt.models.vit import resize_pos_embed
+
+    small = randomize(create_model("vit_tiny", "coco17", "classic", img_size=(128, 96))).eval()
+    big = resize_input(small, (192, 256)).eval()
+    assert big.input_size == (192, 256) and big.heatmap_size == (48, 64) and big.config.codec["sigma"] == 2.0
+    assert big.backbone.pos_embed.shape[1] == 16 * 12
+    torch.testing.assert_close(big.backbone.pos_embed, resize_pos_embed(small.backbone.pos_embed, (8, 6), (16, 12)))
+    same = {k for k in small.state_dict() if k != "backbone.pos_embed"}
+    assert all(torch.equal(small.state_dict()[k], big.state_dict()[k]) for k in same)
+    with torch.no_grad():
+        assert big(torch.randn(1, 3, 256, 192)).shape == (1, 17, 64, 48)
+    with pytest.raises(PoseAdaptError, match="multiple of the patch size"):
+        resize_input(small, (100, 128))
+    with pytest.raises(PoseAdaptError, match="SimCC"):
+        resize_input(create_model("vit_tiny", "coco17", "simcc"), (96, 128))
+
+
+def test_recipes_fine_tune_a_checkpoint_at_another_input_size(tmp_path, tiny_recipe, cli_train):
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    start = save_checkpoint(create_model("vit_tiny", "coco17", "simple", img_size=(64, 48)), tmp_path / "s.safetensors")
+    tiny_recipe["model"]["checkpoint"] = str(start)
+    tiny_recipe["model"]["input_size"] = [96, 128]  # twice the checkpoint's
+    cli_train(tiny_recipe, tmp_path / "up")
+    assert load_checkpoint(tmp_path / "up" / "final.safetensors").input_size == (96, 128)
+    tiny_recipe["model"]["input_downsample"] = 2  # the checkpoint's own resolution inside, 2x crops outside
+    cli_train(tiny_recipe, tmp_path / "down")
+    model = load_checkpoint(tmp_path / "down" / "final.safetensors")
+    assert model.input_size == (96, 128) and model.config.input_downsample == 2
+    assert model.config.backbone.img_size == (64, 48)

@@ -149,6 +149,11 @@ def test_eval_decode_prior_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert exc.value.code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["decode_prior_poses"] == summary["instances"] and "implausible_rate" in summary
+    with pytest.raises(SystemExit) as exc:  # predict takes it too
+        main(["predict", str(tmp_path / "data" / "images"), "--checkpoint", str(ckpt), "--out", str(tmp_path / "p"),
+              "--decode-prior", str(prior_path), "--json"])  # fmt: skip
+    assert exc.value.code == 0 and (tmp_path / "p" / "results.json").is_file()
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--checkpoint", str(ckpt), "--ann", str(ann), "--images", str(tmp_path / "data" / "images"),
               "--decode-prior", str(tmp_path / "missing.safetensors")])  # fmt: skip

@@ -16,6 +16,7 @@ from torch import nn
 
 def count_flops(model: nn.Module, input_size: tuple[int, int] | None = None, batch: int = 1) -> int:
     """FLOPs of one forward pass of `model` on `batch` crops of `input_size` (w, h; default the model's own)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     w, h = input_size if input_size is not None else model.input_size  # type: ignore[union-attr]
@@ -24,8 +25,9 @@ def count_flops(model: nn.Module, input_size: tuple[int, int] | None = None, bat
     was_training = model.training
     model.eval()
     try:
-        # grad mode on: under no_grad the CPU ViT takes a fused oneDNN linear the counter does not see
-        with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        # grad mode on: under no_grad the CPU ViT takes a fused oneDNN linear the counter does not see; the math
+        # attention kernel: the counter has no formula for CPU flash attention and would skip attention entirely
+        with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
             model(x)
     finally:
         model.train(was_training)

@@ -54,11 +54,19 @@ class PoseModelConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     arch: str = "custom"
+    # >1: the crop is shrunk by this factor before the backbone and the heatmaps enlarged by it after the heads,
+    # so the model takes (and its codec decodes) crops `input_downsample` x the backbone's size at the backbone's
+    # cost: a cheap student for a teacher's crops (distillation), or a high-resolution pipeline on a small model
+    input_downsample: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(self.heads))
         if not self.heads:
             raise PoseAdaptError("a pose model needs at least one head")
+        if int(self.input_downsample) < 1:
+            raise PoseAdaptError(f"input_downsample must be a positive integer, got {self.input_downsample}")
+        if self.input_downsample > 1 and any(h.config.kind != "heatmap" for h in self.heads):
+            raise PoseAdaptError("input_downsample needs heatmap heads (SimCC bins are tied to the input size)")
         names = [h.name for h in self.heads]
         if len(set(names)) != len(names):
             raise PoseAdaptError(f"head names must be unique, got {names}")
@@ -67,7 +75,7 @@ class PoseModelConfig:
             raise PoseAdaptError(f"{len(self.heads)} heads but only {experts} backbone experts")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "arch": self.arch,
             "backbone": self.backbone.to_dict(),
             "heads": [h.to_dict() for h in self.heads],
@@ -75,6 +83,9 @@ class PoseModelConfig:
             "mean": list(self.mean),
             "std": list(self.std),
         }
+        if self.input_downsample != 1:
+            data["input_downsample"] = int(self.input_downsample)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PoseModelConfig:
@@ -86,6 +97,7 @@ class PoseModelConfig:
                 mean=tuple(data.get("mean", IMAGENET_MEAN)),
                 std=tuple(data.get("std", IMAGENET_STD)),
                 arch=str(data.get("arch", "custom")),
+                input_downsample=int(data.get("input_downsample", 1)),
             )
         except (KeyError, TypeError) as exc:
             raise PoseAdaptError(f"malformed model config: {exc}") from None
@@ -122,7 +134,8 @@ class PoseModel(nn.Module):
     def input_size(self) -> tuple[int, int]:
         """(w, h) of the input crop, the codec convention."""
         h, w = self.config.backbone.img_size
-        return w, h
+        d = self.config.input_downsample
+        return w * d, h * d
 
     @property
     def head_names(self) -> list[str]:
@@ -145,7 +158,7 @@ class PoseModel(nn.Module):
         if not isinstance(head, HeatmapHead):
             raise PoseAdaptError("the model's head is not a heatmap head")
         gh, gw = self.config.backbone.grid_size
-        f = head.output_stride_factor
+        f = head.output_stride_factor * self.config.input_downsample
         return gw * f, gh * f
 
     @property
@@ -161,11 +174,23 @@ class PoseModel(nn.Module):
         return (images.float() - self.pixel_mean) / self.pixel_std
 
     def forward_features(self, pixels: torch.Tensor, dataset_index: torch.Tensor | int | None = None) -> torch.Tensor:
+        d = self.config.input_downsample
+        if d > 1:  # antialiased, so the backbone sees what a crop of its own size would show
+            size = (pixels.shape[-2] // d, pixels.shape[-1] // d)
+            pixels = nn.functional.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
         return self.backbone(pixels, self._expert_index(dataset_index, pixels))
 
+    def head_outputs(self, features: torch.Tensor, dataset_index: torch.Tensor | int | None = None) -> Any:
+        """The heads on backbone features, heatmaps enlarged to the codec's size when `input_downsample` > 1."""
+        out = self.heads(features, dataset_index)
+        d = self.config.input_downsample
+        if d > 1:
+            size = (out.shape[-2] * d, out.shape[-1] * d)
+            out = nn.functional.interpolate(out, size=size, mode="bilinear", align_corners=True)
+        return out
+
     def forward(self, pixels: torch.Tensor, dataset_index: torch.Tensor | int | None = None) -> Any:
-        feats = self.backbone(pixels, self._expert_index(dataset_index, pixels))
-        return self.heads(feats, dataset_index)
+        return self.head_outputs(self.forward_features(pixels, dataset_index), dataset_index)
 
     def _expert_index(self, dataset_index: torch.Tensor | int | None, pixels: torch.Tensor) -> Any:
         if self.config.backbone.num_experts and dataset_index is None:

@@ -226,3 +226,63 @@ def add_dataset(
     out, report = swap_head(base, schema, source_head=src, keep_old=True, name=name, seed=seed)
     out.provenance = {**out.provenance, "added_dataset": {"head": report.new_head, "from": src, "index": index}}
     return out.train(model.training), report
+
+
+def resize_input(model: PoseModel, input_size: tuple[int, int]) -> PoseModel:
+    """The model for crops of `input_size` (w, h): position embedding resized bicubically (as ViTPose fine-tunes an
+    MAE backbone pre-trained at 224x224 on 256x192 crops), heatmaps and codec scaled with the input. Convolutions
+    and heatmap heads are resolution-free, so every other weight is carried unchanged. SimCC heads are tied to
+    their input size and are refused."""
+    from poseadapt.models.heads import SimCCHeadConfig
+    from poseadapt.models.vit import resize_pos_embed
+
+    w, h = (int(v) for v in input_size)
+    if (w, h) == tuple(model.input_size):
+        return model
+    if any(isinstance(spec.config, SimCCHeadConfig) for spec in model.config.heads):
+        raise PoseAdaptError("cannot change the input size of a SimCC model (its bins are tied to the input size)")
+    patch = model.config.backbone.patch_size
+    if w % patch or h % patch:
+        raise PoseAdaptError(f"input size {w}x{h} must be a multiple of the patch size {patch}")
+    backbone = replace(model.config.backbone, img_size=(h, w))
+    old_w, old_h = model.input_size
+    codec = dict(model.config.codec)
+    if codec:
+        old_hw, old_hh = codec.get("heatmap_size", model.heatmap_size)
+        hw, hh = old_hw * w // old_w, old_hh * h // old_h
+        codec.update(input_size=[w, h], heatmap_size=[hw, hh])
+        if "sigma" in codec:
+            codec["sigma"] = float(codec["sigma"]) * hh / old_hh
+    new = PoseModel(replace(model.config, backbone=backbone, codec=codec), model.schemas)
+    state = model.state_dict()
+    state["backbone.pos_embed"] = resize_pos_embed(
+        state["backbone.pos_embed"], model.config.backbone.grid_size, backbone.grid_size
+    )
+    new.load_state_dict(state)
+    new.provenance = dict(getattr(model, "provenance", {}))
+    return new
+
+
+def with_input_downsample(model: PoseModel, factor: int) -> PoseModel:
+    """The same weights fed crops `factor` x the backbone's size (shrunk before it, heatmaps enlarged after it): a
+    model whose codec and crops are those of a `factor` x larger model, at its own cost."""
+    from poseadapt.models.factory import default_codec
+
+    factor = int(factor)
+    config = model.config
+    w0, h0 = model.input_size  # current crop size
+    w, h = w0 * factor // config.input_downsample, h0 * factor // config.input_downsample
+    new = PoseModel(replace(config, input_downsample=factor, codec={}), model.schemas)
+    new.load_state_dict(model.state_dict())
+    codec = dict(config.codec)
+    if codec:
+        scale = factor / config.input_downsample
+        hw, hh = codec.get("heatmap_size", [0, 0])
+        codec.update(input_size=[w, h], heatmap_size=[int(hw * scale), int(hh * scale)])
+        if "sigma" in codec:
+            codec["sigma"] = float(codec["sigma"]) * scale
+    else:
+        codec = default_codec(config.heads[0].config, (w, h), new.heatmap_size)
+    new.config = replace(new.config, codec=codec)
+    new.provenance = dict(getattr(model, "provenance", {}))
+    return new

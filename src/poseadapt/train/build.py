@@ -70,7 +70,7 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
     was swapped (copy it before training changes it).
     """
     from poseadapt.models import create_model
-    from poseadapt.models.surgery import add_dataset, swap_head
+    from poseadapt.models.surgery import add_dataset, swap_head, with_input_downsample
 
     m = recipe.model
     w, h = m.input_size
@@ -81,11 +81,15 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
 
         model = source = load_checkpoint(m.checkpoint)
         check_model_settings(recipe, model)
-        if model.input_size != (w, h):
-            raise PoseAdaptError(
-                f"recipe key 'model.input_size': {w}x{h} but the checkpoint {m.checkpoint} was built for "
-                f"{model.input_size[0]}x{model.input_size[1]}"
-            )
+        if model.config.input_downsample != m.input_downsample:  # the same weights, fed shrunk crops
+            model = source = with_input_downsample(model, m.input_downsample)
+        if model.input_size != (w, h):  # fine-tune at another resolution: position embedding resized
+            from poseadapt.models.surgery import resize_input
+
+            try:
+                model = source = resize_input(model, (w, h))
+            except PoseAdaptError as exc:
+                raise PoseAdaptError(f"recipe key 'model.input_size': {w}x{h} from {m.checkpoint}: {exc}") from None
         have = [s.name for s in model.schemas]
         if len(m.schemas) == 1 and model.schemas[0].name != m.schemas[0] and len(model.schemas) == 1:
             model, report = swap_head(model, m.schemas[0], seed=recipe.train.seed)
@@ -101,9 +105,14 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
             )
     else:
         overrides = {} if m.drop_path is None else {"drop_path_rate": m.drop_path}
+        d = m.input_downsample
+        if w % d or h % d:
+            raise PoseAdaptError(f"recipe key 'model.input_size': {w}x{h} is not divisible by input_downsample {d}")
         model = create_model(
-            m.name, schema=list(m.schemas), head=m.head, img_size=(h, w), num_experts=m.experts, **overrides
+            m.name, schema=list(m.schemas), head=m.head, img_size=(h // d, w // d), num_experts=m.experts, **overrides
         )
+        if d > 1:
+            model = with_input_downsample(model, d)
     if m.grad_checkpointing:
         model.backbone.set_grad_checkpointing(True)
     return model.train(), source

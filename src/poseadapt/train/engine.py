@@ -150,7 +150,8 @@ class ModelWithLosses(nn.Module):
         index = batch["dataset_index"]
         if hasattr(self.model, "forward_features") and hasattr(self.model, "heads"):
             features = self.model.forward_features(x, index)
-            outputs = self.model.heads(features, index)
+            head_outputs = getattr(self.model, "head_outputs", None)
+            outputs = head_outputs(features, index) if head_outputs else self.model.heads(features, index)
         else:  # any other module: no features to expose
             features, outputs = None, self.model(x, index)
         losses = {term.name: term.weight * term(batch, outputs) for term in self.terms}

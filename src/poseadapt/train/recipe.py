@@ -48,6 +48,9 @@ class ModelSection(Section):
     )
     drop_path: float | None = Field(None, ge=0.0, lt=1.0)
     grad_checkpointing: bool = False
+    input_downsample: int = Field(
+        1, ge=1, le=8, description="shrink the crop by this before the backbone, enlarge heatmaps by it after"
+    )
 
     @field_validator("schemas", mode="before")
     @classmethod

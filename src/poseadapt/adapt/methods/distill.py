@@ -11,6 +11,9 @@ teacher runs on every training crop; the student learns from the labels (the usu
   which is what makes it more than the labels. `logit_loss: kl` uses DWPose's form instead: KL between spatial
   softmaxes of beta x heatmaps, summed over pixels, averaged over keypoints and samples.
 
+`unlabelled:` adds images whose labels are ignored (zero target weights): on them the teacher is the only
+supervisor, which is how a big teacher's knowledge reaches a small student beyond the labelled set.
+
 Both terms are scaled by `(1 - epoch / epochs)` (`decay: true`): the student leans on the teacher early and on
 the labels late.
 
@@ -39,9 +42,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from poseadapt.adapt.method import AdaptContext, Method, MethodOptions, StepOutputs
+from poseadapt.adapt.method import AdaptContext, DataStream, Method, MethodOptions, StepOutputs
 from poseadapt.adapt.methods._teacher import check_teacher_file, load_teacher
 from poseadapt.adapt.replay import crops_to_pixels, teacher_fingerprint
+from poseadapt.adapt.streams import DomainData, DomainTagged
 from poseadapt.errors import PoseAdaptError
 
 
@@ -58,11 +62,16 @@ class DistillOptions(MethodOptions):
     decay: bool = Field(True, description="scale both terms by (1 - epoch / epochs) (DWPose stage 1)")
     labels: bool = Field(True, description="false: ignore the labels, only the teacher supervises (stage 2)")
     reset_head: bool = Field(False, description="re-initialise the student's heads first (stage 2)")
+    unlabelled: DomainData | None = Field(
+        None,
+        description="extra images whose labels are ignored: only the teacher supervises them (its `ratio` is their "
+        "share of each epoch)",
+    )
 
 
 class Distill(Method):
     name = "distill"
-    kinds: ClassVar[tuple[str, ...]] = ("losses", "modules")
+    kinds: ClassVar[tuple[str, ...]] = ("data", "losses", "modules")
     summary = "a frozen teacher supervises the student's features (1x1 aligned) and heatmaps (DWPose)"
     Options = DistillOptions
     options: Any
@@ -128,6 +137,16 @@ class Distill(Method):
     def modules(self) -> nn.Module | None:
         return self.align
 
+    def data(self, model: nn.Module, ctx: AdaptContext) -> list[DataStream]:
+        d = self.options.unlabelled
+        if d is None:
+            return []
+        schema = model.schemas[self.head]
+        name = d.schema_name or (schema.name if d.synth is not None else None)
+        spec = {"ann": d.ann, "images": d.images, "synth": d.synth, "schema": name, "augment": d.augment}
+        dataset = ctx.build_dataset(spec, f"{ctx.key}.unlabelled", model, self.head, match_head=False)
+        return [DataStream(DomainTagged(dataset, schema, model.codec, 0, False), d.ratio, self.head, name="unlabelled")]
+
     def on_epoch_start(self, model: nn.Module, epoch: int) -> dict[str, float]:
         self.factor = max(0.0, 1.0 - epoch / self.epochs) if self.options.decay else 1.0
         return {"weight": self.factor}
@@ -153,7 +172,7 @@ class Distill(Method):
                 teacher.to(images.device)
             teacher.eval()
             feats = teacher.forward_features(crops_to_pixels(images, teacher), 0)
-            heatmaps = teacher.heads(feats, 0)[:, self.teacher_channels].float()
+            heatmaps = teacher.head_outputs(feats, 0)[:, self.teacher_channels].float()
             feats_sum = feats.float() if feats_sum is None else feats_sum + feats.float()
             heat_sum = heatmaps if heat_sum is None else heat_sum + heatmaps
         assert feats_sum is not None and heat_sum is not None
