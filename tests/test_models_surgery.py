@@ -122,7 +122,7 @@ def test_input_downsample_runs_the_same_weights_on_shrunk_crops_at_the_same_cost
     assert big.config.codec["sigma"] == 2 * small.config.codec["sigma"]
     x = torch.randn(2, 3, 256, 192)
     with torch.no_grad():
-        shrunk = F.interpolate(x, size=(128, 96), mode="bilinear", antialias=True, align_corners=False)
+        shrunk = F.avg_pool2d(x, 2)
         expected = F.interpolate(small(shrunk), size=(64, 48), mode="bilinear", align_corners=True)
         got = big(x)
     torch.testing.assert_close(got, expected)

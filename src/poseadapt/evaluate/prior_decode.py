@@ -101,28 +101,40 @@ class PriorDecoder:
         if hm.ndim != 4 or hm.shape[1] != len(self.names):
             raise PoseAdaptError(f"prior decoding takes (N, {len(self.names)}, H, W) heatmaps, got {hm.shape}")
         n, p, q = len(hm), len(self.cols), self.peaks
-        sub = hm[:, self.cols].astype(np.float64)  # (N, P, H, W): the prior's keypoints
+        sub = hm[:, self.cols]  # (N, P, H, W): the prior's keypoints
         maps = sub.reshape(-1, *sub.shape[2:])
-        cells, values = local_maxima(maps, q, self.min_ratio)
-        locs = cells.copy()
-        if self.refine is not None:
-            locs = self.refine(cells.reshape(-1, 2), np.repeat(maps, q, axis=0)).reshape(cells.shape)
-        cells, values, locs = cells.reshape(n, p, q, 2), values.reshape(n, p, q), locs.reshape(n, p, q, 2)
-        energy = self.prior.energy(locs[:, :, 0])
+        flat = maps.reshape(len(maps), -1)
+        index = flat.argmax(axis=1)
+        first = np.stack([index % maps.shape[-1], index // maps.shape[-1]], axis=1).astype(np.float64)
+        # the arg-max pose of every person first (as the codec decodes it): most stop at the energy check
+        locs0 = self.refine(first, maps) if self.refine is not None else first
+        energy = self.prior.energy(locs0.reshape(n, p, 2))
         todo = np.flatnonzero(np.isfinite(energy) & (energy > self.limit))
         self.counts["poses"] += n
         self.counts["implausible"] += len(todo)
+        if not len(todo):
+            return hm
+        # the other peaks only of the flagged poses
+        flagged = sub[todo].astype(np.float64)
+        cells, values = local_maxima(flagged.reshape(-1, *sub.shape[2:]), q, self.min_ratio)
+        locs = cells.copy()
+        locs[:, 0] = locs0.reshape(n, p, 2)[todo].reshape(-1, 2)
+        if self.refine is not None:
+            rest = self.refine(cells[:, 1:].reshape(-1, 2), np.repeat(flagged.reshape(-1, *sub.shape[2:]), q - 1, 0))
+            locs[:, 1:] = rest.reshape(len(cells), q - 1, 2)
+        cells, values = cells.reshape(len(todo), p, q, 2), values.reshape(len(todo), p, q)
+        locs = locs.reshape(len(todo), p, q, 2)
         out = hm
-        for i in todo:
-            chosen = self._search(sub[i], cells[i], locs[i], values[i], float(energy[i]))
-            moved = np.flatnonzero(np.any(chosen != cells[i, :, 0], axis=-1))
+        for r, i in enumerate(todo):
+            chosen = self._search(flagged[r], cells[r], locs[r], values[r], float(energy[i]))
+            moved = np.flatnonzero(np.any(chosen != cells[r, :, 0], axis=-1))
             if not len(moved):
                 continue
             if out is hm:
                 out = hm.copy()
             self.counts["changed"] += 1
             for j in moved:
-                rivals = cells[i, j][np.isfinite(values[i, j]) & np.any(cells[i, j] != chosen[j], axis=-1)]
+                rivals = cells[r, j][np.isfinite(values[r, j]) & np.any(cells[r, j] != chosen[j], axis=-1)]
                 out[i, self.cols[j]] = self._clip_around(hm[i, self.cols[j]], chosen[j], rivals)
         return out
 

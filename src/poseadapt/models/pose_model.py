@@ -175,9 +175,8 @@ class PoseModel(nn.Module):
 
     def forward_features(self, pixels: torch.Tensor, dataset_index: torch.Tensor | int | None = None) -> torch.Tensor:
         d = self.config.input_downsample
-        if d > 1:  # antialiased, so the backbone sees what a crop of its own size would show
-            size = (pixels.shape[-2] // d, pixels.shape[-1] // d)
-            pixels = nn.functional.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if d > 1:  # each pixel the mean of a d x d block (box antialiasing; exports to ONNX as AveragePool)
+            pixels = nn.functional.avg_pool2d(pixels, d)
         return self.backbone(pixels, self._expert_index(dataset_index, pixels))
 
     def head_outputs(self, features: torch.Tensor, dataset_index: torch.Tensor | int | None = None) -> Any:
