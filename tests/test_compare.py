@@ -236,3 +236,38 @@ def test_multi_head_checkpoint_is_scored_with_the_head_of_the_test_sets_schema(t
     want = [ev.view.to_gt_schema(ev.predictions).keypoints for ev in evs]
     assert np.allclose(got, want[1]) and not np.allclose(got, want[0])
     assert summary["results"][0]["AP"] == pytest.approx(evs[1].stats["AP"])
+
+
+def test_prior_adds_the_implausible_rate_and_decode_prior_decodes_every_checkpoint(
+    setup, tmp_path, capsys, infant_top_prior
+):
+    from poseadapt.evaluate.plausibility import implausible_rate_of_files
+
+    root, tests, a, _, res = setup
+    prior = infant_top_prior.save(tmp_path / "prior.safetensors")
+    base = ["compare", "--model", f"a={a}", "--model", f"other={res['infant']}", "--test", f"infant={tests['infant']}",
+            "--bootstrap", "50", "--prior", str(prior), "--json"]  # fmt: skip
+    assert run_cli([*base, "--out", str(tmp_path / "plain")]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    rows = {r["model"]: r for r in plain["results"]}
+    # the results-file model's rate is the rate of that file, as `score --prior` computes it
+    direct = implausible_rate_of_files(prior, tests["infant"], res["infant"])
+    assert rows["other"]["implausible_rate"] == direct["implausible_rate"]
+    assert rows["other"]["implausible_ci"] == direct["implausible_interval"]
+    assert 0.0 <= rows["a"]["implausible_rate"] <= 1.0 and plain["prior"]["schema"] == "coco17"
+    assert "implausible" in (tmp_path / "plain" / "report.md").read_text()
+    # decoding with the prior: the random model's poses are implausible, and re-picked peaks make fewer of them
+    assert run_cli([*base, "--decode-prior", str(prior), "--out", str(tmp_path / "decoded")]) == 0
+    decoded = {r["model"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert decoded["other"]["AP"] == rows["other"]["AP"]  # results files are not decoded again
+    assert decoded["a"]["implausible_rate"] <= rows["a"]["implausible_rate"]
+    # a prior of another schema is one line, before any prediction
+    from poseadapt.priors import fit_prior
+    from poseadapt.schemas import get_schema
+
+    mpii = get_schema("mpii16")
+    other = fit_prior(np.random.default_rng(0).normal(size=(50, 16, 2)) * 10 + 50, mpii, seed=0)
+    wrong = other.save(tmp_path / "mpii.safetensors")
+    assert run_cli([*base[:-3], "--prior", str(wrong), "--out", str(tmp_path / "bad")]) != 0
+    assert "needs keypoints" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -41,6 +41,13 @@ def compare(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test for checkpoints.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    prior: Annotated[
+        Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
+    ] = None,
+    decode_prior: Annotated[
+        Path | None,
+        typer.Option("--decode-prior", help="Pose prior to decode every checkpoint with (prior-guided decoding)."),
+    ] = None,
 ) -> None:
     """Every model on every test set: AP/AR with bootstrap intervals, PCK, per keypoint, per subgroup, forgetting."""
     from poseadapt.cli.io import print_json
@@ -51,7 +58,7 @@ def compare(
     say = None if json_out or not sys.stderr.isatty() else (lambda msg: sys.stderr.write(f"scoring {msg}\n"))
     summary = compare_report(
         model, test, out, baseline=baseline, group_by=group_by or [], samples=samples, seed=seed, flip_test=flip,
-        progress=say,
+        progress=say, prior=prior, decode_prior=decode_prior,
     )  # fmt: skip
     if json_out:
         print_json(summary)
@@ -59,8 +66,9 @@ def compare(
     from poseadapt.evaluate.report import format_table
 
     rows = [[r["model"], r["test"], r["AP"], f"[{r['AP_ci'][0]:.3f}, {r['AP_ci'][1]:.3f}]", r["AR"], r["PCK"]]
-            for r in summary["results"]]  # fmt: skip
-    sys.stdout.write(format_table(["model", "test", "AP", "95% CI", "AR", "PCK"], rows) + "\n")
+            + ([r["implausible_rate"]] if prior is not None else []) for r in summary["results"]]  # fmt: skip
+    head = ["model", "test", "AP", "95% CI", "AR", "PCK"] + (["implausible"] if prior is not None else [])
+    sys.stdout.write(format_table(head, rows) + "\n")
     for r in summary["results"]:
         f = r["forgetting"]
         if f is not None:

@@ -187,8 +187,14 @@ def compare(
     seed: int = bs.DEFAULT_SEED,
     flip_test: bool = True,
     progress: Callable[[str], None] | None = None,
+    prior: Any = None,
+    decode_prior: Any = None,
 ) -> tuple[dict[str, Any], dict[tuple[str, str], Cell], dict[str, TestSet]]:
-    """Score every model on every test set; returns (summary, cells, test sets). Checks every input first."""
+    """Score every model on every test set; returns (summary, cells, test sets). Checks every input first.
+
+    `prior` (a PosePrior or its file) adds each row's implausible-pose rate; `decode_prior` decodes every
+    checkpoint model with prior-guided decoding (`poseadapt.evaluate.prior_decode`).
+    """
     from poseadapt.evaluate.topdown import evaluate_model, scoring_view
 
     names = [m.name for m in models]
@@ -204,11 +210,17 @@ def compare(
     first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
     test_sets = {t.name: load_test_set(t, first_schema) for t in tests}
     groups = {name: subgroups(ts, group_by) for name, ts in test_sets.items()}
+    prior, decode_prior = (_load_prior(p) for p in (prior, decode_prior))
+    for ts in test_sets.values():  # a prior that lacks the test's keypoints fails before any prediction
+        if prior is not None:
+            prior.columns_for(list(ts.gt.schema.keypoints))
     for m in models:  # every pairing is checked before the first prediction
         for ts in test_sets.values():
             if m.kind == "checkpoint":
                 model = loaded[m.name]
                 scoring_view(ts.gt, model.schemas[head_for(model, ts.gt.schema)])
+                if decode_prior is not None:
+                    decode_prior.columns_for(list(model.schemas[head_for(model, ts.gt.schema)].keypoints))
             elif test_sets and ts.name not in m.results and "*" not in m.results:
                 raise PoseAdaptError(f"model '{m.name}' has no results file for test set '{ts.name}'")
     cells: dict[tuple[str, str], Cell] = {}
@@ -218,7 +230,16 @@ def compare(
                 progress(f"{m.name} on {ts.name}")
             if m.kind == "checkpoint":
                 model = loaded[m.name]
-                ev = evaluate_model(model, ts.gt, ts.images, head=head_for(model, ts.gt.schema), flip_test=flip_test)
+                head = head_for(model, ts.gt.schema)
+                decoder = None
+                if decode_prior is not None:
+                    from poseadapt.evaluate.prior_decode import PriorDecoder, codec_refiner
+
+                    schema = model.schemas[head]
+                    decoder = PriorDecoder(
+                        decode_prior, schema.keypoints, schema.flip_index, codec_refiner(model.codec)
+                    )
+                ev = evaluate_model(model, ts.gt, ts.images, head=head, flip_test=flip_test, decoder=decoder)
                 preds, view, stats = ev.view.to_gt_schema(ev.predictions), ev.view, ev.stats
             else:
                 from poseadapt.evaluate.topdown import score_ap
@@ -228,7 +249,26 @@ def compare(
                 stats = score_ap(view, preds)
             cells[(m.name, ts.name)] = Cell(m.name, ts.name, preds, view, stats)
     summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed)
+    if prior is not None:
+        from poseadapt.evaluate.plausibility import implausible_rate
+
+        for row in summary["results"]:
+            cell = cells[(row["model"], row["test"])]
+            rate = implausible_rate(prior, cell.preds.keypoints, test_sets[row["test"]].gt.schema.keypoints)
+            row["implausible_rate"] = rate["implausible_rate"]
+            row["implausible_ci"] = rate["implausible_interval"]
+        summary["prior"] = {"schema": prior.schema_name, "threshold": prior.threshold}
+    if decode_prior is not None:
+        summary["decode_prior"] = {"schema": decode_prior.schema_name, "threshold": decode_prior.threshold}
     return summary, cells, test_sets
+
+
+def _load_prior(prior: Any) -> Any:
+    if prior is None or not isinstance(prior, str | Path):
+        return prior
+    from poseadapt.priors import PosePrior
+
+    return PosePrior.load(prior)
 
 
 def _summarise(

@@ -141,6 +141,9 @@ def tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[tupl
     """[(title, headers, rows of (text, value, data attributes))]: the one source of the md and html tables."""
     out = []
     cols = _main_columns()
+    if summary.get("prior"):
+        cols += [("implausible_rate", "implausible"), ("implausible_ci_low", "impl. 2.5%"),
+                 ("implausible_ci_high", "impl. 97.5%")]  # fmt: skip
     rows = []
     for r in summary["results"]:
         ident = {"model": r["model"], "test": r["test"]}
