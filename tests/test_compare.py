@@ -119,9 +119,15 @@ def test_compare_writes_four_outputs_whose_numbers_agree(setup, capsys):
     html = (out / "report.html").read_text()
     parser.feed(html)
     assert len(parser.cells) > 6 * 11
+    costs = {m["name"]: m for m in summary["models"]}
+    assert costs["A"]["gflops"] > 0 and costs["A"]["params_m"] > 0  # checkpoints are counted, results files not
+    assert all(m["gflops"] is None for m in summary["models"] if m["kind"] != "checkpoint")
     for attrs, text in parser.cells:
-        row = rows[(attrs["data-model"], attrs["data-test"])]
         key = attrs["data-field"]
+        if key in ("gflops", "params_m"):
+            assert text == f"{costs[attrs['data-model']][key]:.3f}"
+            continue
+        row = rows[(attrs["data-model"], attrs["data-test"])]
         if key.startswith("kp:"):
             value = row["per_keypoint"][key[3:]]
         elif key.startswith("group:"):

@@ -28,7 +28,10 @@ def count_flops(model: nn.Module, input_size: tuple[int, int] | None = None, bat
         # grad mode on: under no_grad the CPU ViT takes a fused oneDNN linear the counter does not see; the math
         # attention kernel: the counter has no formula for CPU flash attention and would skip attention entirely
         with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-            model(x)
+            if len(getattr(model, "heads", ())) > 1:  # a multi-head model: the cost of one dataset's head
+                model(x, 0)
+            else:
+                model(x)
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())

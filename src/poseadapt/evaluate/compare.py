@@ -249,6 +249,12 @@ def compare(
                 stats = score_ap(view, preds)
             cells[(m.name, ts.name)] = Cell(m.name, ts.name, preds, view, stats)
     summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed)
+    from poseadapt.adapt.flops import count_flops
+
+    for entry in summary["models"]:  # what each model costs per crop (a student against its teacher)
+        model = loaded.get(entry["name"])
+        entry["gflops"] = count_flops(model) / 1e9 if model is not None else None
+        entry["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6 if model is not None else None
     if prior is not None:
         from poseadapt.evaluate.plausibility import implausible_rate
 
