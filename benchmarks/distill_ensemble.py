@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from unlabelled_methods_ap import FM, compare, table, train
+from unlabelled_methods_ap import FM, compare, table, test_sets, train
 
 
 def ensemble_results(members: list[Path], test: Path, images: Path, out: Path) -> Path:
@@ -72,14 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     out: Path = args.out.resolve()
     data, runs = out / "data", out / "runs"
-    tests = {
-        "infant_top": data / "infant_top_test/annotations/infant_coco17.json",
-        "adult": data / "adult_test/annotations/adult_coco17.json",
-        "infant_diag": data / "infant_diag_test/annotations/infant_coco17.json",
-    }
-    missing = [str(p) for p in tests.values() if not p.is_file()]
-    if missing:
-        raise SystemExit(f"render the test sets first (benchmarks/unlabelled_methods_ap.py --out {out}): {missing}")
+    tests = test_sets(data, check=True)
     sup = ("data.train.synth.n=1000", "adapt=[{layer_decay: {rate: 0.75}}]", "schedule.epochs=10",
            "schedule.warmup_iters=10", f"model.checkpoint={FM}")  # fmt: skip
     members = [train("synth-infant-prior", runs / ("supervised" if s == 0 else f"supervised_seed{s}"), *sup,

@@ -24,7 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
-from unlabelled_methods_ap import FM, compare, table, train
+from unlabelled_methods_ap import FM, compare, table, test_sets, train
 
 
 def main() -> None:
@@ -33,16 +33,7 @@ def main() -> None:
     ap.add_argument("--tests", type=Path, default=Path("bench_out/unl_s5"))
     args = ap.parse_args()
     out, data = args.out.resolve(), args.tests.resolve() / "data"
-    tests = {
-        "infant_top": data / "infant_top_test/annotations/infant_coco17.json",
-        "adult": data / "adult_test/annotations/adult_coco17.json",
-        "infant_diag": data / "infant_diag_test/annotations/infant_coco17.json",
-    }
-    missing = [str(p) for p in tests.values() if not p.is_file()]
-    if missing:
-        raise SystemExit(
-            f"render the test sets first (benchmarks/unlabelled_methods_ap.py --out {args.tests}): {missing}"
-        )
+    tests = test_sets(data, check=True)
     common = ("data.train.synth.n=1000", "schedule.warmup_iters=10", f"model.checkpoint={FM}")
     decay = "{layer_decay: {rate: 0.75}}"
     teacher = train("synth-infant-prior", out / "teacher256", *common, "schedule.epochs=10", f"adapt=[{decay}]",

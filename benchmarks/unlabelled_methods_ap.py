@@ -69,6 +69,20 @@ def compare(out: Path, models: dict[str, str], tests: dict[str, Path], baseline:
     return summary
 
 
+def test_sets(data: Path, check: bool = False) -> dict[str, Path]:
+    """The three test sets under `data` (rendered by main()); with `check`, exit with one line if any is missing."""
+    tests = {
+        "infant_top": data / "infant_top_test/annotations/infant_coco17.json",
+        "adult": data / "adult_test/annotations/adult_coco17.json",
+        "infant_diag": data / "infant_diag_test/annotations/infant_coco17.json",
+    }
+    missing = [str(p) for p in tests.values() if not p.is_file()]
+    if check and missing:
+        out = data.parent
+        raise SystemExit(f"render the test sets first (benchmarks/unlabelled_methods_ap.py --out {out}): {missing}")
+    return tests
+
+
 def table(summary: dict) -> str:
     """Markdown rows: model, test, AP [95%], paired AP change vs the baseline [95%]."""
     rows = ["| model | test | AP [95% CI] | ΔAP vs " + summary["baseline"] + " [95% CI] |", "|---|---|---|---|"]
@@ -108,11 +122,7 @@ def main() -> None:
         if not (data / key / "annotations").is_dir():
             sh("synth", "--population", pop, "--view", view, "--n", str(n), "--seed", str(seed), "--size", "256",
                "--out", str(data / key))  # fmt: skip
-    tests = {
-        "infant_top": data / "infant_top_test/annotations/infant_coco17.json",
-        "adult": data / "adult_test/annotations/adult_coco17.json",
-        "infant_diag": data / "infant_diag_test/annotations/infant_coco17.json",
-    }
+    tests = test_sets(data)
     prior = out / "priors/infant-top-coco17.safetensors"
     if not prior.is_file():
         prior.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,15 @@ from typing import Annotated
 
 import typer
 
+# `--decode-prior` of eval and predict (compare has its own wording)
+DecodePrior = Annotated[
+    Path | None,
+    typer.Option(
+        "--decode-prior",
+        help="Pose prior to decode with: an implausible pose's keypoints may move to other heatmap peaks.",
+    ),
+]
+
 app = typer.Typer(
     name="poseadapt",
     help="Adapt pre-trained pose-estimation models to new populations and keypoint sets.",
@@ -238,13 +247,7 @@ def predict(
         ),
     ] = 0.3,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
-    decode_prior: Annotated[
-        Path | None,
-        typer.Option(
-            "--decode-prior",
-            help="Pose prior to decode with: an implausible pose's keypoints may move to other heatmap peaks.",
-        ),
-    ] = None,
+    decode_prior: DecodePrior = None,
 ) -> None:
     """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton.
 
@@ -274,13 +277,7 @@ def evaluate(
     prior: Annotated[
         Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
     ] = None,
-    decode_prior: Annotated[
-        Path | None,
-        typer.Option(
-            "--decode-prior",
-            help="Pose prior to decode with: an implausible pose's keypoints may move to other heatmap peaks.",
-        ),
-    ] = None,
+    decode_prior: DecodePrior = None,
 ) -> None:
     """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
     from poseadapt.cli import inference_cmd
