@@ -276,3 +276,40 @@ def eval_cmd(
         + "\n".join(lines)
         + "\n"
     )
+
+
+def pseudo_label_cmd(
+    checkpoint: Path,
+    ann: Path,
+    images: Path,
+    out: Path,
+    min_score: float,
+    head: str | None,
+    flip: bool,
+    decode_prior: Path | None,
+    json_out: bool,
+) -> None:
+    from poseadapt.cli.io import print_json, write_json
+    from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    if not 0.0 <= min_score <= 1.0:
+        raise PoseAdaptError(f"--min-score must be between 0 and 1, got {min_score}")
+    if not images.is_dir():
+        raise PoseAdaptError(f"--images must be a folder, got {images}")
+    data = read_boxes_file(ann)
+    model = load_checkpoint(checkpoint)
+    schema = model.schemas[model.head_index(head) if head else 0]
+    decoder = prior_decoder(decode_prior, schema, model.codec)
+    labelled, summary = pseudo_label_file(
+        model, data, images, min_score=min_score, head=head, decoder=decoder, flip_test=flip
+    )
+    write_json(out, labelled)
+    summary["out"] = str(out)
+    if json_out:
+        print_json(summary)
+        return
+    sys.stdout.write(
+        f"pseudo-labelled {summary['people']} people ({summary['schema']}): {summary['share_kept']:.0%} of keypoints "
+        f"scored >= {min_score} -> {out}\n"
+    )

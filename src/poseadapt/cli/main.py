@@ -287,6 +287,26 @@ def evaluate(
     )
 
 
+@app.command("pseudo-label")
+def pseudo_label(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="poseadapt checkpoint (.safetensors) that labels.")],
+    ann: Annotated[Path, typer.Option("--ann", help="COCO file with person boxes (its keypoints are ignored).")],
+    images: Annotated[Path, typer.Option("--images", help="Folder the file's file_names are relative to.")],
+    out: Annotated[Path, typer.Option("--out", help="COCO keypoint file to write (train on it with data.train.ann).")],
+    min_score: Annotated[
+        float, typer.Option("--min-score", help="Keypoints scoring below this are written as unlabelled.")
+    ] = 0.4,
+    head: Annotated[str | None, typer.Option("--head", help="Head (dataset) to use; default the first.")] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test.")] = True,
+    decode_prior: DecodePrior = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Label unlabelled person boxes with a model: a COCO keypoint file for self-training rounds."""
+    from poseadapt.cli import inference_cmd
+
+    inference_cmd.pseudo_label_cmd(checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out)
+
+
 # ---------------------------------------------------------------------------------------------- train
 @app.command("train")
 def train(

@@ -1,0 +1,95 @@
+"""Pseudo-labels: a model's keypoints on unlabelled person boxes, written as a COCO keypoint file to train on.
+
+Offline self-training (label, train a fresh student, label again with it) is the round-based cousin of the
+online mean teacher: each round's labels are fixed, so the student cannot drift with its own teacher inside a
+round. Keypoints scoring below `min_score` are written as unlabelled (0, 0, 0), so the heatmap loss ignores them;
+`decoder` (e.g. a `PriorDecoder`) re-picks implausible poses first. Measured in docs/ADAPTATION_RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from poseadapt.errors import DataError
+
+
+def read_boxes_file(path: str | Path) -> dict[str, Any]:
+    """A COCO file's images and person boxes (its keypoints, if any, are ignored); one line on any problem."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or "annotations" not in data:
+        raise DataError(f"{path}: a COCO file needs 'images' and 'annotations' lists")
+    ids = {im.get("id") for im in data["images"] if isinstance(im, dict)}
+    for i, ann in enumerate(data["annotations"]):
+        where = f"{path}: annotations[{i}]"
+        if not isinstance(ann, dict) or ann.get("image_id") not in ids:
+            raise DataError(f"{where}: needs the image_id of one of the file's images")
+        box = ann.get("bbox")
+        ok = (
+            isinstance(box, list)
+            and len(box) == 4
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
+        )
+        if not ok or box[2] <= 0 or box[3] <= 0:
+            raise DataError(f"{where}: bbox {box!r} needs four finite numbers and a positive width and height")
+    return data
+
+
+def pseudo_label_file(
+    model: Any,
+    data: dict[str, Any],
+    images: str | Path,
+    *,
+    min_score: float = 0.4,
+    head: str | int | None = None,
+    decoder: Callable[[np.ndarray], np.ndarray] | None = None,
+    flip_test: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(COCO keypoint file in the head's schema, summary) for every non-crowd box of `data` (`read_boxes_file`)."""
+    from poseadapt.evaluate.topdown import People, predict_people, read_image
+
+    index = model.head_index(head) if isinstance(head, str) else int(head or 0)
+    schema = model.schemas[index]
+    root = Path(images)
+    names = {im["id"]: im["file_name"] for im in data["images"]}
+    anns = [a for a in data["annotations"] if not a.get("iscrowd")]
+    people = People(
+        np.array([a["image_id"] for a in anns], dtype=np.int64),
+        np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4),
+        np.ones(len(anns)),
+    )
+    preds = predict_people(
+        model, people, lambda i: read_image(root / names[i]), head=index, flip_test=flip_test, decoder=decoder,
+        nms_threshold=None,
+    )  # fmt: skip
+    out_anns, kept = [], 0
+    for ann, kp in zip(anns, preds.keypoints, strict=True):
+        sure = np.isfinite(kp).all(axis=1) & (kp[:, 2] >= min_score)
+        rows = np.where(sure[:, None], np.column_stack([kp[:, :2], np.full(len(kp), 2.0)]), 0.0)
+        kept += int(sure.sum())
+        entry = {k: v for k, v in ann.items() if k not in ("keypoints", "num_keypoints")}
+        entry.update(keypoints=[round(float(v), 2) for v in rows.ravel()], num_keypoints=int(sure.sum()))
+        entry["category_id"] = 1
+        out_anns.append(entry)
+    index_of = {n: i + 1 for i, n in enumerate(schema.keypoints)}
+    category = {
+        "id": 1, "name": "person", "supercategory": "person", "keypoints": list(schema.keypoints),
+        "skeleton": [[index_of[a], index_of[b]] for a, b in schema.skeleton],
+    }  # fmt: skip
+    out = {"images": data["images"], "annotations": out_anns, "categories": [category]}
+    total = len(out_anns) * len(schema)
+    summary = {"people": len(out_anns), "schema": schema.name, "min_score": min_score, "keypoints_kept": kept,
+               "share_kept": kept / total if total else math.nan}  # fmt: skip
+    return out, summary
