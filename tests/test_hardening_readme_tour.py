@@ -84,6 +84,7 @@ def test_readme_tour_runs_as_written(
         "eval",
         "prior",
         "eval",
+        "pseudo-label",
         "export",
         "methods",
         "recipes",
