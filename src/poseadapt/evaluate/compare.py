@@ -221,6 +221,8 @@ def compare(
                 scoring_view(ts.gt, model.schemas[head_for(model, ts.gt.schema)])
                 if decode_prior is not None:
                     decode_prior.columns_for(list(model.schemas[head_for(model, ts.gt.schema)].keypoints))
+                    if model.config.codec.get("type") == "SimCC":
+                        raise PoseAdaptError(f"--decode-prior needs heatmap models; '{m.name}' decodes SimCC")
             elif test_sets and ts.name not in m.results and "*" not in m.results:
                 raise PoseAdaptError(f"model '{m.name}' has no results file for test set '{ts.name}'")
     cells: dict[tuple[str, str], Cell] = {}
