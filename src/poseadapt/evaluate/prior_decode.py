@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from poseadapt.codecs.refine import heatmap_argmax
 from poseadapt.errors import PoseAdaptError
 from poseadapt.priors import PosePrior
 
@@ -103,9 +104,7 @@ class PriorDecoder:
         n, p, q = len(hm), len(self.cols), self.peaks
         sub = hm[:, self.cols]  # (N, P, H, W): the prior's keypoints
         maps = sub.reshape(-1, *sub.shape[2:])
-        flat = maps.reshape(len(maps), -1)
-        index = flat.argmax(axis=1)
-        first = np.stack([index % maps.shape[-1], index // maps.shape[-1]], axis=1).astype(np.float64)
+        first, _ = heatmap_argmax(maps)
         # the arg-max pose of every person first (as the codec decodes it): most stop at the energy check
         locs0 = self.refine(first, maps) if self.refine is not None else first
         energy = self.prior.energy(locs0.reshape(n, p, 2))

@@ -20,15 +20,11 @@ from poseadapt.errors import DataError
 
 def read_boxes_file(path: str | Path) -> dict[str, Any]:
     """A COCO file's images and person boxes (its keypoints, if any, are ignored); one line on any problem."""
-    import json
+    from poseadapt.data.validate import read_json
+    from poseadapt.evaluate.topdown import check_box
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
+    data = read_json(path, "boxes file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or "annotations" not in data:
         raise DataError(f"{path}: a COCO file needs 'images' and 'annotations' lists")
     ids = {im.get("id") for im in data["images"] if isinstance(im, dict)}
@@ -37,13 +33,7 @@ def read_boxes_file(path: str | Path) -> dict[str, Any]:
         if not isinstance(ann, dict) or ann.get("image_id") not in ids:
             raise DataError(f"{where}: needs the image_id of one of the file's images")
         box = ann.get("bbox")
-        ok = (
-            isinstance(box, list)
-            and len(box) == 4
-            and all(isinstance(v, int | float) and math.isfinite(v) for v in box)
-        )
-        if not ok or box[2] <= 0 or box[3] <= 0:
-            raise DataError(f"{where}: bbox {box!r} needs four finite numbers and a positive width and height")
+        check_box(box if isinstance(box, list) and len(box) == 4 else None, where)
     return data
 
 

@@ -245,14 +245,7 @@ def resize_input(model: PoseModel, input_size: tuple[int, int]) -> PoseModel:
     if w % patch or h % patch:
         raise PoseAdaptError(f"input size {w}x{h} must be a multiple of the patch size {patch}")
     backbone = replace(model.config.backbone, img_size=(h, w))
-    old_w, old_h = model.input_size
-    codec = dict(model.config.codec)
-    if codec:
-        old_hw, old_hh = codec.get("heatmap_size", model.heatmap_size)
-        hw, hh = old_hw * w // old_w, old_hh * h // old_h
-        codec.update(input_size=[w, h], heatmap_size=[hw, hh])
-        if "sigma" in codec:
-            codec["sigma"] = float(codec["sigma"]) * hh / old_hh
+    codec = _scaled_codec(model.config.codec, model.input_size, (w, h))
     new = PoseModel(replace(model.config, backbone=backbone, codec=codec), model.schemas)
     state = model.state_dict()
     state["backbone.pos_embed"] = resize_pos_embed(
@@ -274,15 +267,23 @@ def with_input_downsample(model: PoseModel, factor: int) -> PoseModel:
     w, h = w0 * factor // config.input_downsample, h0 * factor // config.input_downsample
     new = PoseModel(replace(config, input_downsample=factor, codec={}), model.schemas)
     new.load_state_dict(model.state_dict())
-    codec = dict(config.codec)
-    if codec:
-        scale = factor / config.input_downsample
-        hw, hh = codec.get("heatmap_size", [0, 0])
-        codec.update(input_size=[w, h], heatmap_size=[int(hw * scale), int(hh * scale)])
-        if "sigma" in codec:
-            codec["sigma"] = float(codec["sigma"]) * scale
-    else:
+    codec = _scaled_codec(config.codec, (w0, h0), (w, h))
+    if not codec:
         codec = default_codec(config.heads[0].config, (w, h), new.heatmap_size)
     new.config = replace(new.config, codec=codec)
     new.provenance = dict(getattr(model, "provenance", {}))
     return new
+
+
+def _scaled_codec(codec: dict[str, Any], old_size: tuple[int, int], size: tuple[int, int]) -> dict[str, Any]:
+    """A heatmap codec config for crops of `size` instead of `old_size` (w, h): heatmaps and sigma scale alike."""
+    codec = dict(codec)
+    if not codec or "heatmap_size" not in codec:
+        return codec
+    (old_w, old_h), (w, h) = old_size, size
+    old_hw, old_hh = codec["heatmap_size"]
+    hw, hh = old_hw * w // old_w, old_hh * h // old_h
+    codec.update(input_size=[w, h], heatmap_size=[hw, hh])
+    if "sigma" in codec:
+        codec["sigma"] = float(codec["sigma"]) * hh / old_hh
+    return codec
