@@ -1,0 +1,104 @@
+"""Distillation where it should pay: few labels, many unlabelled images, a teacher at 4x the student's FLOPs.
+
+    .venv/bin/python benchmarks/distill_few_labels.py [--out bench_out/distill_few] [--tests bench_out/unl_s5]
+
+Every model starts from `builtin:synthpose-vit-tiny` and sees the same 100 labelled top-view infants (seed 0, the
+`synth-infant-prior` recipe's set, prior off). Teacher: fine-tuned at 256x192 crops (`model.input_size`, 2.16
+GFLOPs). Student: the same weights with `model.input_downsample: 2` (0.51 GFLOPs, 23.5% of the teacher).
+- `teacher`: 256x192, the 100 labels;
+- `no_teacher`: the student on the 100 labels, as many steps as the distilled run (`--epochs` x 400 samples);
+- `no_teacher_short`: the same at the recipe's own schedule (20 epochs of the 100);
+- `distilled_big` / `big_teacher`: the same distillation from benchmarks/distill_resolution.py's 256x192 teacher,
+  trained on 1000 labelled infants (the same population, other images): a big model trained elsewhere on more
+  labels, the student's own labels still 100 (skipped when that teacher is absent);
+- `pseudo` / `pseudo_big`: hard targets instead of heatmaps (data distillation, Radosavovic et al. 2018): each
+  teacher's confident keypoints on the same 2000 images written by `poseadapt pseudo-label`, the student trained on
+  them and the 100 labels (1/4 of each epoch), no `distill` term;
+- `distilled`: the student, the 100 labels plus 2000 unlabelled top-view infants (seed 5000, their labels never
+  read; 3/4 of each epoch) that only the teacher supervises, heatmap (logit) distillation decaying as
+  1 - epoch/epochs (DWPose stage 1).
+The comparison that matters is `distilled` against `no_teacher`: the same student, the same labels, the same steps;
+what the teacher adds is its heatmaps on images nobody labelled. Test sets: benchmarks/unlabelled_methods_ap.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from unlabelled_methods_ap import FM, compare, sh, table, test_sets, train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("bench_out/distill_few"))
+    ap.add_argument("--tests", type=Path, default=Path("bench_out/unl_s5"))
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--logit-weight", type=float, default=1.0)
+    ap.add_argument(
+        "--no-decay",
+        action="store_true",
+        help="keep the distillation weight constant (the unlabelled images then supervise to the end)",
+    )
+    ap.add_argument(
+        "--big-teacher",
+        type=Path,
+        default=Path("bench_out/distill_res/teacher256/final.safetensors"),
+        help="trained on 1000 labelled infants (benchmarks/distill_resolution.py); skipped if absent",
+    )
+    args = ap.parse_args()
+    out, data = args.out.resolve(), args.tests.resolve() / "data"
+    tests = test_sets(data, check=True)
+    recipe, decay = "synth-infant-prior", "{layer_decay: {rate: 0.75}}"
+    common = ("schedule.warmup_iters=10", f"model.checkpoint={FM}", "model.input_size=[192, 256]")
+    steps = (f"schedule.epochs={args.epochs}", "train.samples_per_epoch=400")
+    teacher = train(recipe, out / "teacher", *common, *steps, f"adapt=[{decay}]")
+    student = (*common, "model.input_downsample=2")
+    unlabelled = "{synth: {population: infant, view: top, n: 2000, size: 256, seed: 5000}, ratio: 0.75}"
+
+    def kd(t: Path) -> str:
+        return (f"adapt=[{decay}, {{distill: {{teacher: {t}, logit_weight: {args.logit_weight}, feature_weight: 0.0, "
+                f"decay: {str(not args.no_decay).lower()}, unlabelled: {unlabelled}}}}}]")  # fmt: skip
+
+    tag = f"w{args.logit_weight:g}" + ("_nodecay" if args.no_decay else "")
+    runs = {
+        "no_teacher": train(recipe, out / "no_teacher", *student, *steps, f"adapt=[{decay}]"),
+        "no_teacher_short": train(
+            recipe, out / "no_teacher_short", *student, "schedule.epochs=20", f"adapt=[{decay}]"
+        ),  # fmt: skip
+        "distilled": train(recipe, out / f"distilled_{tag}", *student, *steps, kd(teacher)),
+        "teacher": teacher,
+    }
+    big = args.big_teacher.resolve()
+    if big.is_file():  # a teacher that saw 1000 labelled infants: what the student's 100 labels cannot teach
+        runs["distilled_big"] = train(recipe, out / f"distilled_big_{tag}", *student, *steps, kd(big))
+        runs["big_teacher"] = big
+    # hard targets instead of heatmaps: the teacher's confident keypoints as labels (`poseadapt pseudo-label`, flip
+    # test, keypoints < 0.4 unlabelled), the student trained on them and the 100 labels (1/4 of each epoch)
+    pool = out / "unlabelled"
+    if not (pool / "annotations").is_dir():
+        sh("synth", "--population", "infant", "--view", "top", "--n", "2000", "--seed", "5000", "--size", "256",
+           "--out", str(pool))  # fmt: skip
+    for name, t in (("pseudo", teacher), ("pseudo_big", big)):
+        if not t.is_file():
+            continue
+        labels = out / f"{name}_labels.json"
+        if not labels.is_file():
+            sh("pseudo-label", "--checkpoint", str(t), "--ann", str(pool / "annotations/infant_coco17.json"),
+               "--images", str(pool / "images"), "--out", str(labels))  # fmt: skip
+        mix = (f"data.train=[{{synth: {{population: infant, view: top, n: 100, size: 256, seed: 0}}, ratio: 0.25}}, "
+               f"{{ann: {labels}, images: {pool / 'images'}, ratio: 0.75}}]")  # fmt: skip
+        runs[name] = train(recipe, out / name, *student, *steps, f"adapt=[{decay}]", mix)
+    summary = compare(out / f"compare_{tag}", {k: str(v) for k, v in runs.items()}, tests, "no_teacher")
+    from poseadapt.adapt.flops import flops_summary
+
+    flops = flops_summary({"teacher": str(teacher), "student": str(runs["no_teacher"])})
+    flops["student_share"] = flops["student"]["gflops"] / flops["teacher"]["gflops"]
+    (out / "results.json").write_text(json.dumps({"compare": summary, "flops": flops}, indent=2))
+    print(table(summary))
+    print(json.dumps(flops, indent=2))
+
+
+if __name__ == "__main__":
+    main()
