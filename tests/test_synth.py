@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -30,6 +32,19 @@ def test_same_seed_gives_byte_identical_json_and_images(tmp_path):
         assert a.annotations[name].read_bytes() != c.annotations[name].read_bytes()
     first = sorted(a.images.iterdir())[0].name
     assert (a.images / first).read_bytes() == (b.images / first).read_bytes()
+
+
+def test_workers_in_a_script_without_main_guard_stop_with_one_line(tmp_path):
+    """Each worker imports the caller's script: unguarded, the call reruns there. It must fail fast, not respawn."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from poseadapt.synth import write_dataset\n"
+        f"write_dataset({str(tmp_path / 'out')!r}, 'infant', view='top', n=4, size=64, seed=1, workers=2)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "if __name__ == '__main__':" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out" / "annotations").exists()
 
 
 def test_any_subset_renders_identically():

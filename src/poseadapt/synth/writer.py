@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from poseadapt.errors import PoseAdaptError
 from poseadapt.schemas import KeypointSchema
 from poseadapt.synth.coco_writer import CocoBuilder, write_bytes_atomic, write_json_atomic
 from poseadapt.synth.populations import Population
@@ -83,6 +86,32 @@ def _render_one(index: int) -> tuple[int, list[tuple[dict, list[dict]]], np.ndar
     return index, per_schema, tile
 
 
+UNGUARDED = (
+    "synth workers could not start: a script that writes with workers > 1 must call it under "
+    "`if __name__ == '__main__':` (each worker imports the script), or pass workers=1"
+)
+
+
+def render_in_workers(workers: int, n: int, init_args: tuple, collect: Callable[[Any, int], None]) -> None:
+    """`_render_one` over range(n) in a pool, results in index order.
+
+    Not "fork": forking a process that runs other threads (torch, OpenCV, pytest-xdist) can deadlock the children on
+    a lock held at fork time (seen in the test suite); forkserver children start clean. They import the caller's
+    script, so a call outside a `__main__` guard runs again in every worker: there it stops at once, and the
+    parent's executor (unlike `multiprocessing.Pool`, which respawns dead workers forever) reports it on one line.
+    """
+    if getattr(mp.process.current_process(), "_inheriting", False):  # a worker importing the caller's script
+        raise PoseAdaptError(UNGUARDED)
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    chunk = max(1, min(32, n // (workers * 4) or 1))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(*init_args, True)) as pool:
+            for done, result in enumerate(pool.map(_render_one, range(n), chunksize=chunk), start=1):
+                collect(result, done)
+    except BrokenProcessPool:
+        raise PoseAdaptError(UNGUARDED) from None
+
+
 def write_dataset_files(
     out_dir: Path,
     pop: Population,
@@ -122,14 +151,7 @@ def write_dataset_files(
         for done, i in enumerate(range(n), start=1):
             collect(_render_one(i), done)
     else:
-        # Not "fork": forking a process that runs other threads (torch, OpenCV, pytest-xdist) can deadlock the
-        # children on a lock held at fork time (seen in the test suite). forkserver children start clean.
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers, initializer=_init, initargs=(*init_args, True)) as pool:
-            chunk = max(1, min(32, n // (workers * 4) or 1))
-            for done, result in enumerate(pool.imap(_render_one, range(n), chunksize=chunk), start=1):
-                collect(result, done)
-
+        render_in_workers(workers, n, init_args, collect)
     ann_dir = out_dir / "annotations"
     paths = {}
     for builder in builders:
