@@ -8,11 +8,12 @@ test sets (`--tests`, rendered there first) with `poseadapt compare --bootstrap 
 baseline, which is an earlier benchmark's run read from disk:
 - `zero` (zero infant labels; baseline the foundation model): the 1000 labelled adults alone with `ProportionWarp`
   (p 1.0, towards infant ratios) on every crop; round 2 of benchmarks/self_training_rounds.py (`--selftrain`) again
-  with the adults warped (p 0.5); round 2 itself.
+  with the adults warped (p 0.5); round 2's labels with rotation up to 180 degrees (`r2_rot`); round 2 itself.
 - `adv` (50 labelled infants; baseline `finetune50` of unlabelled_methods_ap.py): synth-infant-adversarial with the
   labelled infants' share of each batch raised from 35% to 60% (adults and unlabelled infants 20% each), at the
   baseline's 143 samples per epoch (`adv60`) and at 238, so that the labelled infants are seen as often as in the
-  baseline (`adv_eq`); each with its control, the same streams with `max_lambda: 0` (no reversed gradient).
+  baseline (`adv_eq`); each with its control, the same streams with `max_lambda: 0` (no reversed gradient); and
+  the baseline's recipe at 256x192 crops (`ft50_256`, for the cross-view ratio).
 - `xview` (across camera views; baseline `supervised`: the 1000 top-view infants with labels): the same plus the
   1000 labelled adults of every view (`sup_adults`, the foundation model's views kept by rehearsal), the same with
   those adults warped towards infant proportions (`sup_wadults`); in-plane rotation up to 180 degrees instead of
@@ -32,6 +33,7 @@ from unlabelled_methods_ap import FM, compare, table, test_sets, train
 
 AUG = "{type: RandomFlip, prob: 0.5}, {type: RandomHalfBody}, {type: RandomBBoxTransform}"
 INFANTS = "{synth: {population: infant, view: top, n: 1000, size: 256, seed: 0}}"
+WIDE = "rotate_sigma: 90, rotate_limit: 180"  # in-plane rotation up to 180 degrees (default: N(0, 40) to 80)
 DECAY = "adapt=[{layer_decay: {rate: 0.75}}]"
 SCHEDULE = ("schedule.epochs=10", "schedule.warmup_iters=10", f"model.checkpoint={FM}")
 
@@ -40,6 +42,13 @@ def adults(warp: float = 0.0) -> str:
     """The 1000 labelled adults of the mean-teacher benchmark, optionally warped towards infant proportions."""
     augment = f", augment: [{AUG}, {{type: ProportionWarp, prob: {warp}}}]" if warp else ""
     return f"{{synth: {{population: adult, view: random, n: 1000, size: 256, seed: 3000}}{augment}}}"
+
+
+def augment_list(rotate: str = "", tilt: str = "") -> str:
+    """The default training augmentation with the box rotation options `rotate` and an optional foreshortening."""
+    box = "{type: RandomBBoxTransform" + (f", {rotate}" if rotate else "") + "}"
+    extra = f", {{type: RandomForeshorten, {tilt}}}" if tilt else ""
+    return f"[{AUG.replace('{type: RandomBBoxTransform}', box)}{extra}]"
 
 
 def adversarial(samples_per_epoch: int, control: bool) -> tuple[str, ...]:
@@ -74,20 +83,22 @@ def main() -> None:
                                         f"data.train=[{adults(1.0)}]")  # fmt: skip
         models["r2_warp"] = train(infant_run[0], out / "r2_warp", *infant_run[1:],
                                   f"data.train=[{labels}, {adults(0.5)}]")  # fmt: skip
+        turned = f"{labels[:-1]}, augment: {augment_list(WIDE)}}}"
+        models["r2_rot"] = train(infant_run[0], out / "r2_rot", *infant_run[1:], f"data.train=[{turned}, {adults()}]")
         models["round2"], baseline = round2, "foundation"
     elif args.group == "adv":
         for name, spe, control in (("adv60", 143, False), ("adv60_control", 143, True), ("adv_eq", 238, False),
                                    ("adv_eq_control", 238, True)):  # fmt: skip
             models[name] = train("synth-infant-adversarial", out / name, *adversarial(spe, control))
+        models["ft50_256"] = train("synth-infant-50-finetune", out / "ft50_256", "data.train.synth.n=50",
+                                   "model.input_size=[192, 256]", f"model.checkpoint={FM}")  # fmt: skip
         models["finetune50"], baseline = bench / "runs/finetune50/final.safetensors", "finetune50"
     else:
 
         def infants(rotate: str = "", tilt: str = "") -> str:
-            box = "{type: RandomBBoxTransform" + (f", {rotate}" if rotate else "") + "}"
-            extra = f", {{type: RandomForeshorten, {tilt}}}" if tilt else ""
-            return f"data.train.augment=[{AUG.replace('{type: RandomBBoxTransform}', box)}{extra}]"
+            return f"data.train.augment={augment_list(rotate, tilt)}"
 
-        wide, uniform = "rotate_sigma: 90, rotate_limit: 180", "rotate_sigma: 120, rotate_limit: 180, rotate_prob: 1.0"
+        wide, uniform = WIDE, "rotate_sigma: 120, rotate_limit: 180, rotate_prob: 1.0"
         n = "data.train.synth.n=1000"
         runs = {
             "sup_adults": (f"data.train=[{INFANTS}, {adults()}]",),
