@@ -8,7 +8,9 @@ test sets (`--tests`, rendered there first) with `poseadapt compare --bootstrap 
 baseline, which is an earlier benchmark's run read from disk:
 - `zero` (zero infant labels; baseline the foundation model): the 1000 labelled adults alone with `ProportionWarp`
   (p 1.0, towards infant ratios) on every crop; round 2 of benchmarks/self_training_rounds.py (`--selftrain`) again
-  with the adults warped (p 0.5); round 2's labels with rotation up to 180 degrees (`r2_rot`); round 2 itself.
+  with the adults warped (p 0.5); round 2's labels with rotation up to 180 degrees (`r2_rot`), the same at
+  256x192 crops (`r2_rot256`) and one more round labelled by it (`r3_rot256`, 256x192); round 2 itself; the
+  supervised references (the same infants WITH labels) at 128x96 and at 256x192 (`teacher256`, `--distill`).
 - `adv` (50 labelled infants; baseline `finetune50` of unlabelled_methods_ap.py): synth-infant-adversarial with the
   labelled infants' share of each batch raised from 35% to 60% (adults and unlabelled infants 20% each), at the
   baseline's 143 samples per epoch (`adv60`) and at 238, so that the labelled infants are seen as often as in the
@@ -29,7 +31,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlabelled_methods_ap import FM, compare, table, test_sets, train
+from unlabelled_methods_ap import FM, compare, sh, table, test_sets, train
 
 AUG = "{type: RandomFlip, prob: 0.5}, {type: RandomHalfBody}, {type: RandomBBoxTransform}"
 INFANTS = "{synth: {population: infant, view: top, n: 1000, size: 256, seed: 0}}"
@@ -85,7 +87,23 @@ def main() -> None:
                                   f"data.train=[{labels}, {adults(0.5)}]")  # fmt: skip
         turned = f"{labels[:-1]}, augment: {augment_list(WIDE)}}}"
         models["r2_rot"] = train(infant_run[0], out / "r2_rot", *infant_run[1:], f"data.train=[{turned}, {adults()}]")
+        # the same at 256x192 crops, then one more round labelled by that model (flip test, prior-guided decoding)
+        big = "model.input_size=[192, 256]"
+        r2_256 = train(infant_run[0], out / "r2_rot256", *infant_run[1:], f"data.train=[{turned}, {adults()}]", big)
+        labels3 = out / "r3_256_labels.json"
+        if not labels3.is_file():
+            boxes = st / "unlabelled/annotations/infant_coco17.json"
+            sh("pseudo-label", "--checkpoint", str(r2_256), "--ann", str(boxes), "--images",
+               str(st / "unlabelled/images"), "--out", str(labels3), "--min-score", "0.4",
+               "--decode-prior", str(st / "prior.safetensors"))  # fmt: skip
+        turned3 = f"{{ann: {labels3}, images: {st / 'unlabelled/images'}, augment: {augment_list(WIDE)}}}"
+        models["r2_rot256"] = r2_256
+        models["r3_rot256"] = train(infant_run[0], out / "r3_rot256", *infant_run[1:],
+                                    f"data.train=[{turned3}, {adults()}]", big)  # fmt: skip
         models["round2"], baseline = round2, "foundation"
+        # the supervised references at both crop sizes: the same 1000 infants WITH labels
+        models["supervised"] = bench / "runs/supervised/final.safetensors"
+        models["teacher256"] = args.distill / "teacher256/final.safetensors"
     elif args.group == "adv":
         for name, spe, control in (("adv60", 143, False), ("adv60_control", 143, True), ("adv_eq", 238, False),
                                    ("adv_eq_control", 238, True)):  # fmt: skip
