@@ -8,15 +8,15 @@ GFLOPs). Student: the same weights with `model.input_downsample: 2` (0.51 GFLOPs
 - `teacher`: 256x192, the 100 labels;
 - `no_teacher`: the student on the 100 labels, as many steps as the distilled run (`--epochs` x 400 samples);
 - `no_teacher_short`: the same at the recipe's own schedule (20 epochs of the 100);
+- `distilled`: the student, the 100 labels plus 2000 unlabelled top-view infants (seed 5000, their labels never
+  read; 3/4 of each epoch) that only the teacher supervises, heatmap (logit) distillation decaying as
+  1 - epoch/epochs (DWPose stage 1; constant with `--no-decay`);
 - `distilled_big` / `big_teacher`: the same distillation from benchmarks/distill_resolution.py's 256x192 teacher,
   trained on 1000 labelled infants (the same population, other images): a big model trained elsewhere on more
   labels, the student's own labels still 100 (skipped when that teacher is absent);
 - `pseudo` / `pseudo_big`: hard targets instead of heatmaps (data distillation, Radosavovic et al. 2018): each
   teacher's confident keypoints on the same 2000 images written by `poseadapt pseudo-label`, the student trained on
-  them and the 100 labels (1/4 of each epoch), no `distill` term;
-- `distilled`: the student, the 100 labels plus 2000 unlabelled top-view infants (seed 5000, their labels never
-  read; 3/4 of each epoch) that only the teacher supervises, heatmap (logit) distillation decaying as
-  1 - epoch/epochs (DWPose stage 1).
+  them and the 100 labels (1/4 of each epoch), no `distill` term.
 The comparison that matters is `distilled` against `no_teacher`: the same student, the same labels, the same steps;
 what the teacher adds is its heatmaps on images nobody labelled. Test sets: benchmarks/unlabelled_methods_ap.py's.
 """

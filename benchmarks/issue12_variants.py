@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--distill", type=Path, default=Path("bench_out/distill_res"), help="distill_resolution.py's --out")
     args = ap.parse_args()
     out, bench, st = args.out.resolve(), args.tests.resolve(), args.selftrain.resolve()
-    args.distill = args.distill.resolve()
+    teacher256 = args.distill.resolve() / "teacher256/final.safetensors"
     tests = test_sets(bench / "data", check=True)
     tests = {k: tests[k] for k in ("infant_top", "adult", "infant_diag")}
     infant_run = ("synth-infant-prior", DECAY, *SCHEDULE)
@@ -103,7 +103,7 @@ def main() -> None:
         models["round2"], baseline = round2, "foundation"
         # the supervised references at both crop sizes: the same 1000 infants WITH labels
         models["supervised"] = bench / "runs/supervised/final.safetensors"
-        models["teacher256"] = args.distill / "teacher256/final.safetensors"
+        models["teacher256"] = teacher256
     elif args.group == "adv":
         for name, spe, control in (("adv60", 143, False), ("adv60_control", 143, True), ("adv_eq", 238, False),
                                    ("adv_eq_control", 238, True)):  # fmt: skip
@@ -131,7 +131,7 @@ def main() -> None:
         }
         for name, sets in runs.items():
             models[name] = train(infant_run[0], out / name, *infant_run[1:], *sets)
-        models["teacher256"] = args.distill / "teacher256/final.safetensors"
+        models["teacher256"] = teacher256
         models["supervised"], baseline = bench / "runs/supervised/final.safetensors", "supervised"
     missing = [str(p) for p in models.values() if isinstance(p, Path) and not p.is_file()]
     if missing:
