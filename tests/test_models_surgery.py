@@ -154,6 +154,20 @@ def test_resize_input_resizes_the_position_embedding_and_scales_the_codec():
         resize_input(create_model("vit_tiny", "coco17", "simcc"), (96, 128))
 
 
+def test_a_downsampled_model_resized_keeps_its_downsampling():
+    """A 256x192 teacher turned into a student fed 2x-shrunk 256x192 crops: the backbone must end at 128x96."""
+    from poseadapt.models.surgery import resize_input, with_input_downsample
+
+    teacher = randomize(create_model("vit_tiny", "coco17", "classic", img_size=(256, 192))).eval()
+    student = resize_input(with_input_downsample(teacher, 2), (192, 256)).eval()
+    assert student.input_size == (192, 256) and student.config.backbone.img_size == (128, 96)
+    assert student.heatmap_size == teacher.heatmap_size and student.backbone.pos_embed.shape[1] == 8 * 6
+    with torch.no_grad():
+        assert student(torch.randn(1, 3, 256, 192)).shape == (1, 17, 64, 48)
+    with pytest.raises(PoseAdaptError, match="input_downsample 2"):
+        resize_input(with_input_downsample(teacher, 2), (176, 240))  # patch multiples, odd halves
+
+
 def test_recipes_fine_tune_a_checkpoint_at_another_input_size(tmp_path, tiny_recipe, cli_train):
     from poseadapt.interop.checkpoint import load_checkpoint
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from poseadapt.cli.options import UprightTest
 from poseadapt.errors import PoseAdaptError
 
 
@@ -40,6 +41,7 @@ def compare(
     samples: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples of the images.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test for checkpoints.")] = True,
+    upright: UprightTest = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
     prior: Annotated[
         Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
@@ -58,7 +60,7 @@ def compare(
     say = None if json_out or not sys.stderr.isatty() else (lambda msg: sys.stderr.write(f"scoring {msg}\n"))
     summary = compare_report(
         model, test, out, baseline=baseline, group_by=group_by or [], samples=samples, seed=seed, flip_test=flip,
-        progress=say, prior=prior, decode_prior=decode_prior,
+        upright_test=upright, progress=say, prior=prior, decode_prior=decode_prior,
     )  # fmt: skip
     if json_out:
         print_json(summary)

@@ -101,6 +101,7 @@ def predict_cmd(
     ann: Path | None = None,
     min_score: float | None = None,
     decode_prior: Path | None = None,
+    upright_test: bool = False,
 ) -> None:
     """`image_id`s: the ground truth's with `ann` (matched by file name), else 1..N in sorted file-name order
     (each row also carries its `file_name`); scoring 1..N ids against a file with other ids would be wrong.
@@ -154,7 +155,7 @@ def predict_cmd(
     progress = progress_callback(len(images), "predicting")
     preds = predict_people(
         model, people, lambda i: read_image(paths[i]), head=head, flip_test=flip, nms_threshold=None, progress=progress,
-        decoder=decoder, **({} if category_id is None else {"category_id": category_id}),
+        decoder=decoder, upright_test=upright_test, **({} if category_id is None else {"category_id": category_id}),
     )  # fmt: skip
     keep = np.arange(len(preds))
     if people.detected and len(preds):
@@ -228,6 +229,7 @@ def eval_cmd(
     json_out: bool,
     prior: Path | None = None,
     decode_prior: Path | None = None,
+    upright_test: bool = False,
 ) -> None:
     from poseadapt.cli.io import print_json, progress_callback, write_json
     from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
@@ -247,7 +249,7 @@ def eval_cmd(
     detections = detection_people(boxes, gt.images) if boxes is not None else None
     result = evaluate_model(
         model, gt, images_dir, detections=detections, head=head, flip_test=flip,
-        progress=progress_callback(len(gt.images), "evaluating"), decoder=decoder,
+        progress=progress_callback(len(gt.images), "evaluating"), decoder=decoder, upright_test=upright_test,
     )  # fmt: skip
     summary = result.to_dict()
     if decoder is not None:
@@ -288,6 +290,7 @@ def pseudo_label_cmd(
     flip: bool,
     decode_prior: Path | None,
     json_out: bool,
+    upright_test: bool = False,
 ) -> None:
     from poseadapt.cli.io import print_json, write_json
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
@@ -302,7 +305,7 @@ def pseudo_label_cmd(
     schema = model.schemas[model.head_index(head) if head else 0]
     decoder = prior_decoder(decode_prior, schema, model.codec)
     labelled, summary = pseudo_label_file(
-        model, data, images, min_score=min_score, head=head, decoder=decoder, flip_test=flip
+        model, data, images, min_score=min_score, head=head, decoder=decoder, flip_test=flip, upright_test=upright_test
     )
     write_json(out, labelled)
     summary["out"] = str(out)

@@ -13,14 +13,9 @@ from typing import Annotated
 
 import typer
 
+from poseadapt.cli.options import DecodePrior, UprightTest
+
 # `--decode-prior` of eval and predict (compare has its own wording)
-DecodePrior = Annotated[
-    Path | None,
-    typer.Option(
-        "--decode-prior",
-        help="Pose prior to decode with: an implausible pose's keypoints may move to other heatmap peaks.",
-    ),
-]
 
 app = typer.Typer(
     name="poseadapt",
@@ -248,6 +243,7 @@ def predict(
     ] = 0.3,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     decode_prior: DecodePrior = None,
+    upright: UprightTest = False,
 ) -> None:
     """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton.
 
@@ -258,7 +254,17 @@ def predict(
     from poseadapt.cli import inference_cmd
 
     inference_cmd.predict_cmd(
-        checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann, min_score=min_score, decode_prior=decode_prior
+        checkpoint,
+        inputs,
+        boxes,
+        out,
+        head,
+        flip,
+        json_out,
+        ann=ann,
+        min_score=min_score,
+        decode_prior=decode_prior,
+        upright_test=upright,
     )
 
 
@@ -278,12 +284,23 @@ def evaluate(
         Path | None, typer.Option("--prior", help="Pose prior (poseadapt prior fit): add the implausible-pose rate.")
     ] = None,
     decode_prior: DecodePrior = None,
+    upright: UprightTest = False,
 ) -> None:
     """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
     from poseadapt.cli import inference_cmd
 
     inference_cmd.eval_cmd(
-        checkpoint, ann, images, boxes, head, flip, out, json_out, prior=prior, decode_prior=decode_prior
+        checkpoint,
+        ann,
+        images,
+        boxes,
+        head,
+        flip,
+        out,
+        json_out,
+        prior=prior,
+        decode_prior=decode_prior,
+        upright_test=upright,
     )
 
 
@@ -299,12 +316,15 @@ def pseudo_label(
     head: Annotated[str | None, typer.Option("--head", help="Head (dataset) to use; default the first.")] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test.")] = True,
     decode_prior: DecodePrior = None,
+    upright: UprightTest = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Label unlabelled person boxes with a model: a COCO keypoint file for self-training rounds."""
     from poseadapt.cli import inference_cmd
 
-    inference_cmd.pseudo_label_cmd(checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out)
+    inference_cmd.pseudo_label_cmd(
+        checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out, upright_test=upright
+    )
 
 
 # ---------------------------------------------------------------------------------------------- train

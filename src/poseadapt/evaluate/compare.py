@@ -186,6 +186,7 @@ def compare(
     samples: int = bs.DEFAULT_SAMPLES,
     seed: int = bs.DEFAULT_SEED,
     flip_test: bool = True,
+    upright_test: bool = False,
     progress: Callable[[str], None] | None = None,
     prior: Any = None,
     decode_prior: Any = None,
@@ -193,7 +194,8 @@ def compare(
     """Score every model on every test set; returns (summary, cells, test sets). Checks every input first.
 
     `prior` (a PosePrior or its file) adds each row's implausible-pose rate; `decode_prior` decodes every
-    checkpoint model with prior-guided decoding (`poseadapt.evaluate.prior_decode`).
+    checkpoint model with prior-guided decoding (`poseadapt.evaluate.prior_decode`); `upright_test` reads each crop
+    at the four quarter turns (`poseadapt.evaluate.topdown.Predictor`).
     """
     from poseadapt.evaluate.topdown import evaluate_model, scoring_view
 
@@ -241,7 +243,9 @@ def compare(
                     decoder = PriorDecoder(
                         decode_prior, schema.keypoints, schema.flip_index, codec_refiner(model.codec)
                     )
-                ev = evaluate_model(model, ts.gt, ts.images, head=head, flip_test=flip_test, decoder=decoder)
+                ev = evaluate_model(
+                    model, ts.gt, ts.images, head=head, flip_test=flip_test, decoder=decoder, upright_test=upright_test
+                )
                 preds, view, stats = ev.view.to_gt_schema(ev.predictions), ev.view, ev.stats
             else:
                 from poseadapt.evaluate.topdown import score_ap
@@ -268,6 +272,7 @@ def compare(
         summary["prior"] = {"schema": prior.schema_name, "threshold": prior.threshold}
     if decode_prior is not None:
         summary["decode_prior"] = {"schema": decode_prior.schema_name, "threshold": decode_prior.threshold}
+    summary["upright_test"] = bool(upright_test)
     return summary, cells, test_sets
 
 

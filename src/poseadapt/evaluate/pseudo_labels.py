@@ -46,6 +46,7 @@ def pseudo_label_file(
     head: str | int | None = None,
     decoder: Callable[[np.ndarray], np.ndarray] | None = None,
     flip_test: bool = True,
+    upright_test: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(COCO keypoint file in the head's schema, summary) for every non-crowd box of `data` (`read_boxes_file`)."""
     from poseadapt.evaluate.topdown import People, predict_people, read_image
@@ -62,7 +63,7 @@ def pseudo_label_file(
     )
     preds = predict_people(
         model, people, lambda i: read_image(root / names[i]), head=index, flip_test=flip_test, decoder=decoder,
-        nms_threshold=None,
+        nms_threshold=None, upright_test=upright_test,
     )  # fmt: skip
     out_anns, kept = [], 0
     for ann, kp in zip(anns, preds.keypoints, strict=True):

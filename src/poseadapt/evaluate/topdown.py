@@ -1,11 +1,12 @@
 """Top-down inference and evaluation, in memory: the one path behind validation, `eval`, `predict` and `compare`.
 
 people (GT boxes, or detector boxes with scores) -> UDP crops (`poseadapt.data.topdown`, the geometry training
-cuts with) -> model (+ flip test: the codec flips its own output back and knows the offset its geometry leaves)
--> codec.decode -> codec.to_image (UDP crop geometry) -> instance score (box score x mean keypoint score above
-0.2, MMPose's rescoring) -> OKS-NMS at 0.9 for detector boxes (MMPose / ViTPose) -> COCO results -> OKS AP/AR
-against the ground truth, through a `SchemaMap` when the model predicts another keypoint set than the labels
-(scored on the keypoints the two share by name).
+cuts with) -> model (+ flip test: the codec flips its own output back and knows the offset its geometry leaves;
++ upright test: each crop also turned by a quarter, half and three-quarter turn, the most confident and upright
+reading kept) -> codec.decode -> codec.to_image (UDP crop geometry) -> instance score (box score x mean keypoint
+score above 0.2, MMPose's rescoring) -> OKS-NMS at 0.9 for detector boxes (MMPose / ViTPose) -> COCO results ->
+OKS AP/AR against the ground truth, through a `SchemaMap` when the model predicts another keypoint set than the
+labels (scored on the keypoints the two share by name).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from poseadapt.data.topdown import DEFAULT_PADDING, box_to_center_scale, crop
+from poseadapt.data.topdown import DEFAULT_PADDING, box_to_center_scale, crop, input_to_image
 from poseadapt.errors import DataError, PoseAdaptError
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from poseadapt.schemas import KeypointSchema
 
 KEYPOINT_SCORE_THRESHOLD = 0.2
+QUARTER_TURNS = (0.0, 90.0, 180.0, 270.0)
+UPRIGHT_WEIGHT = 0.5  # score = mean keypoint score + this x cos(body axis vs the crop's up); set on one model, docs/
 OKS_NMS_THRESHOLD = 0.9
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -131,7 +134,12 @@ class Predictor:
     device: Any = None
     autocast: bool = False
     decoder: Callable[[np.ndarray], np.ndarray] | None = None  # heatmaps -> heatmaps (e.g. a PriorDecoder)
+    # people lying at any angle (infants, patients in bed, cameras not level): read each crop at the four quarter
+    # turns and keep, per person, the reading with the highest mean keypoint score plus UPRIGHT_WEIGHT x how
+    # upright its body axis (lower-body to upper-body keypoints) stands in that crop. 4x the inference cost.
+    upright_test: bool = False
     head_index: int = field(init=False)
+    _halves: tuple[np.ndarray, np.ndarray] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         import torch
@@ -156,14 +164,28 @@ class Predictor:
         return self.model.codec
 
     def crops(self, image: np.ndarray, boxes_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pixels (N, h, w, 3) float32, centres (N, 2), scales (N, 2)): UDP crops at the model's input size."""
+        """(pixels (N, h, w, 3) float32, centres (N, 2), scales (N, 2)): UDP crops at the model's input size.
+
+        With `upright_test`: pixels (N, 4, h, w, 3) and scales (N, 4, 2), one per quarter turn; a quarter-turned
+        crop is cut from the box with its sides swapped, so the whole person stays inside the turned crop.
+        """
         w_in, h_in = self.model.input_size
         boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
         centers, scales = box_to_center_scale(boxes, w_in / h_in, self.padding)
         image = np.asarray(image).astype(np.float32, copy=False)
-        pixels = [crop(image, c, s, 0.0, (w_in, h_in)) for c, s in zip(centers, scales, strict=True)]
+        if not self.upright_test:
+            pixels = [crop(image, c, s, 0.0, (w_in, h_in)) for c, s in zip(centers, scales, strict=True)]
+            pixels = np.stack(pixels) if pixels else np.zeros((0, h_in, w_in, 3), np.float32)
+            return pixels.reshape(len(boxes), h_in, w_in, 3), centers.reshape(-1, 2), scales.reshape(-1, 2)
+        _, turned = box_to_center_scale(boxes[:, [0, 1, 3, 2]], w_in / h_in, self.padding)  # w and h swapped
+        scales = np.stack([scales if a % 180 == 0 else turned for a in QUARTER_TURNS], axis=1)  # (N, 4, 2)
+        pixels = [
+            crop(image, c, s, a, (w_in, h_in))
+            for c, per_turn in zip(centers, scales, strict=True)
+            for a, s in zip(QUARTER_TURNS, per_turn, strict=True)
+        ]
         pixels = np.stack(pixels) if pixels else np.zeros((0, h_in, w_in, 3), np.float32)
-        return pixels.reshape(len(boxes), h_in, w_in, 3), centers.reshape(-1, 2), scales.reshape(-1, 2)
+        return pixels.reshape(len(boxes), len(QUARTER_TURNS), h_in, w_in, 3), centers.reshape(-1, 2), scales
 
     def forward(self, pixels: np.ndarray) -> Any:
         """Crops (N, h, w, 3) 0..255 RGB -> numpy outputs (heatmaps, or a SimCC (x, y) pair), flip test merged."""
@@ -209,7 +231,51 @@ class Predictor:
         return np.concatenate(parts)
 
     def _decode_batch(self, pixels: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
-        return self.decode(self.forward(pixels), centers, scales)
+        if not self.upright_test:
+            return self.decode(self.forward(pixels), centers, scales)
+        readings, preference = self.turned_readings(pixels, centers, scales)
+        return readings[np.arange(len(readings)), np.argmax(preference, axis=1)]
+
+    def turned_readings(
+        self, pixels: np.ndarray, centers: np.ndarray, scales: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The upright test's crops (`crops`) -> (keypoints (N, 4, K, 3) in image pixels, one reading per quarter
+        turn; preference (N, 4): mean keypoint score + UPRIGHT_WEIGHT x uprightness, the highest is kept)."""
+        n, turns = len(pixels), len(QUARTER_TURNS)
+        outputs = self.forward(pixels.reshape(n * turns, *pixels.shape[2:]))
+        if self.decoder is not None and not isinstance(outputs, tuple):
+            outputs = self.decoder(outputs)
+        keypoints, scores = self.codec.decode(*outputs) if isinstance(outputs, tuple) else self.codec.decode(outputs)
+        keypoints = np.asarray(keypoints, np.float64).reshape(n, turns, -1, 2)
+        scores = np.asarray(scores, np.float64).reshape(n, turns, -1)
+        if self.flip_test:
+            keypoints = keypoints.copy()
+            keypoints[..., 0] -= self.codec.flip_offset
+        preference = scores.mean(-1) + UPRIGHT_WEIGHT * self._uprightness(keypoints, scores)
+        size = self.model.input_size
+        image_xy = np.zeros_like(keypoints)
+        for i in range(n):
+            for t, turn in enumerate(QUARTER_TURNS):
+                image_xy[i, t] = input_to_image(keypoints[i, t], centers[i], scales[i, t], turn, size)
+        return np.concatenate([image_xy, scores[..., None]], axis=-1), preference
+
+    def _uprightness(self, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """cos of the angle between the crop's up and the body axis (score-weighted lower-body mean to upper-body
+        mean, `body_halves`) in crop pixels: (..., K, 2) -> (...); 0 where the schema has no two halves."""
+        if self._halves is None:
+            from poseadapt.data.augment import body_halves
+
+            self._halves = body_halves(self.schema)
+        upper, lower = self._halves
+        if len(upper) == 0 or len(lower) == 0:
+            return np.zeros(keypoints.shape[:-2])
+
+        def centre(idx: np.ndarray) -> np.ndarray:
+            w = np.maximum(scores[..., idx], 1e-6)[..., None]
+            return (keypoints[..., idx, :] * w).sum(-2) / w.sum(-2)
+
+        axis = centre(upper) - centre(lower)
+        return -axis[..., 1] / np.maximum(np.linalg.norm(axis, axis=-1), 1e-6)  # image y points down
 
 
 def _numpy(out: Any) -> Any:
@@ -244,6 +310,7 @@ def predict_people(
     progress: Callable[[int, int], None] | None = None,
     category_id: int = 1,
     decoder: Callable[[np.ndarray], np.ndarray] | None = None,
+    upright_test: bool = False,
 ) -> CocoPredictions:
     """Predictions in image pixels for every person, in the order of `people` (less any OKS-NMS removed).
 
@@ -252,7 +319,9 @@ def predict_people(
     """
     from poseadapt.data.coco import CocoPredictions
 
-    predictor = Predictor(model, head, flip_test, batch_size, device=device, autocast=autocast, decoder=decoder)
+    predictor = Predictor(
+        model, head, flip_test, batch_size, device=device, autocast=autocast, decoder=decoder, upright_test=upright_test
+    )
     read = image_reader(images, gt)
     k = len(predictor.schema)
     keypoints = np.zeros((len(people), k, 3))
@@ -489,6 +558,7 @@ def evaluate_model(
     progress: Callable[[int, int], None] | None = None,
     engine: str = "hotcoco",
     decoder: Callable[[np.ndarray], np.ndarray] | None = None,
+    upright_test: bool = False,
 ) -> Evaluation:
     """Predict every person of `gt` (its boxes, or `detections`) and score OKS AP/AR on the shared keypoints.
 
@@ -503,7 +573,7 @@ def evaluate_model(
     preds = predict_people(
         model, people, images, gt=gt, head=index, flip_test=flip_test, batch_size=batch_size, device=device,
         autocast=autocast, nms_threshold=nms_threshold, progress=progress, category_id=gt.category_id,
-        decoder=decoder,
+        decoder=decoder, upright_test=upright_test,
     )  # fmt: skip
     stats = score_ap(view, preds, engine=engine)
     boxes = "detections" if people.detected else "ground truth"

@@ -241,10 +241,10 @@ def resize_input(model: PoseModel, input_size: tuple[int, int]) -> PoseModel:
         return model
     if any(isinstance(spec.config, SimCCHeadConfig) for spec in model.config.heads):
         raise PoseAdaptError("cannot change the input size of a SimCC model (its bins are tied to the input size)")
-    patch = model.config.backbone.patch_size
-    if w % patch or h % patch:
-        raise PoseAdaptError(f"input size {w}x{h} must be a multiple of the patch size {patch}")
-    backbone = replace(model.config.backbone, img_size=(h, w))
+    patch, d = model.config.backbone.patch_size, int(model.config.input_downsample)  # the backbone sees crops / d
+    if w % (patch * d) or h % (patch * d):
+        raise PoseAdaptError(f"input size {w}x{h} must be a multiple of the patch size {patch} x input_downsample {d}")
+    backbone = replace(model.config.backbone, img_size=(h // d, w // d))
     codec = _scaled_codec(model.config.codec, model.input_size, (w, h))
     new = PoseModel(replace(model.config, backbone=backbone, codec=codec), model.schemas)
     state = model.state_dict()
