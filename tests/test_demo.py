@@ -19,7 +19,7 @@ import yaml
 
 LABELS = ("full FT", "LoRA r8 + head", "head only", "full FT + rehearsal")
 KEYS = ("full", "lora", "head_only", "rehearsal")
-TESTS = ("infants (top)", "infants (diagonal)", "adults (any view)")
+TESTS = ("infants (top)", "infants (diagonal)", "adults (any view)", "infants (diagonal), upright test")
 
 
 @pytest.fixture(scope="module")

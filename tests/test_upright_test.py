@@ -113,4 +113,4 @@ def test_eval_and_compare_take_upright_test(model, adults: Path, tmp_path: Path,
         got = out["AP"] if argv[0] == "eval" else out["results"][0]["AP"]
         assert got == pytest.approx(want, abs=1e-9)
         if argv[0] == "compare":
-            assert out["upright_test"] is True
+            assert out["tests"][0]["upright_test"] is True

@@ -6,7 +6,8 @@
 3. adapt it with each run of the settings: the shipped recipe `demo-infant` with the run's `adapt:` list
    (full, LoRA, head only, full + rehearsal of adults), a schema change coco17 -> infant21 on the way;
 4. `poseadapt compare` every model on every test set (AP with bootstrap intervals, forgetting against the
-   foundation model) -> report.html, report.md, plots, summary.json; print the table.
+   foundation model), the diagonal set also with the upright test -> report.html, report.md, plots, summary.json;
+   print the table.
 
 `--scenario unlabelled` hides the infants' labels: a mean teacher adapts on the same images without them
 (`demo.settings`), beside full fine-tuning with them, and the demo prints the share of that gain it recovers.
@@ -85,6 +86,10 @@ def run_demo(
     t0 = time.perf_counter()
     models = [ModelSpec(SOURCE, checkpoint=str(source))] + [ModelSpec(k, checkpoint=v) for k, v in checkpoints.items()]
     test_specs = [TestSpec(name, ts.annotations["coco17"], ts.images) for name, ts in tests.items()]
+    test_specs += [
+        TestSpec(f"{name}, upright test", tests[name].annotations["coco17"], tests[name].images, upright_test=True)
+        for name in settings.upright_tests
+    ]
     with console.status("comparing every model on every test set"):
         summary = compare_report(models, test_specs, out, baseline=SOURCE, samples=settings.bootstrap)
     timings["compare"] = time.perf_counter() - t0
@@ -239,5 +244,7 @@ def print_table(console: Console, summary: dict[str, Any], run_seconds: dict[str
     console.print(table)
     console.print(
         f"(change against the {SOURCE} in brackets; * where its 95% interval excludes zero. Infants are scored on "
-        "the coco17 points every model predicts; the diagonal view was never in the adaptation set.)"
+        "the coco17 points every model predicts; the diagonal view was never in the adaptation set. 'upright test': "
+        "the same images, each crop also read turned by 90, 180 and 270 degrees, the most confident and upright "
+        "reading kept.)"
     )

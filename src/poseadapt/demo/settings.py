@@ -57,6 +57,8 @@ class DemoSettings:
     runs: tuple[RunSpec, ...]
     pretrain_samples: int  # --from-scratch only
     bootstrap: int = 1000
+    # test sets scored a second time with the upright test (`compare --upright-test`): people lying at any angle
+    upright_tests: tuple[str, ...] = ("infants (diagonal)",)
     scenario: str = "labelled"
     anchor: DataSpec | None = None  # unlabelled scenario: the labelled adults beside the unlabelled infants
     prior_poses: DataSpec | None = None  # unlabelled scenario: infant poses the pose prior is fitted on

@@ -46,6 +46,7 @@ class TestSpec:
     name: str
     ann: Path
     images: Path | None = None
+    upright_test: bool | None = None  # this set read with the upright test; None: as `compare(upright_test=)` says
 
 
 def parse_model(text: str) -> ModelSpec:
@@ -78,6 +79,7 @@ class TestSet:
     gt: Any  # CocoKeypoints
     images: Path
     image_records: list[dict]  # the file's images[] entries (attributes and other fields for subgroups)
+    upright_test: bool | None = None
 
 
 def load_test_set(spec: TestSpec, schema: Any = None) -> TestSet:
@@ -92,7 +94,7 @@ def load_test_set(spec: TestSpec, schema: Any = None) -> TestSet:
     if len(gt) == 0 or not (~np.asarray(gt.iscrowd, bool)).any():
         raise PoseAdaptError(f"test set '{spec.name}' ({spec.ann}) has no people to evaluate")
     records = [im for im in data.get("images", []) if isinstance(im, dict)]
-    return TestSet(spec.name, gt, _image_folder(spec, gt), records)
+    return TestSet(spec.name, gt, _image_folder(spec, gt), records, spec.upright_test)
 
 
 def _image_folder(spec: TestSpec, gt: Any) -> Path:
@@ -211,6 +213,8 @@ def compare(
     loaded = {m.name: load_model_for(m) for m in models if m.kind == "checkpoint"}
     first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
     test_sets = {t.name: load_test_set(t, first_schema) for t in tests}
+    for ts in test_sets.values():
+        ts.upright_test = upright_test if ts.upright_test is None else ts.upright_test
     groups = {name: subgroups(ts, group_by) for name, ts in test_sets.items()}
     prior, decode_prior = (_load_prior(p) for p in (prior, decode_prior))
     for ts in test_sets.values():  # a prior that lacks the test's keypoints fails before any prediction
@@ -244,8 +248,9 @@ def compare(
                         decode_prior, schema.keypoints, schema.flip_index, codec_refiner(model.codec)
                     )
                 ev = evaluate_model(
-                    model, ts.gt, ts.images, head=head, flip_test=flip_test, decoder=decoder, upright_test=upright_test
-                )
+                    model, ts.gt, ts.images, head=head, flip_test=flip_test, decoder=decoder,
+                    upright_test=bool(ts.upright_test),
+                )  # fmt: skip
                 preds, view, stats = ev.view.to_gt_schema(ev.predictions), ev.view, ev.stats
             else:
                 from poseadapt.evaluate.topdown import score_ap
@@ -272,7 +277,6 @@ def compare(
         summary["prior"] = {"schema": prior.schema_name, "threshold": prior.threshold}
     if decode_prior is not None:
         summary["decode_prior"] = {"schema": decode_prior.schema_name, "threshold": decode_prior.threshold}
-    summary["upright_test"] = bool(upright_test)
     return summary, cells, test_sets
 
 
@@ -351,6 +355,7 @@ def _summarise(
                 "images": len(t.gt.images),
                 "people": int((~np.asarray(t.gt.iscrowd, bool)).sum()),
                 "schema": t.gt.schema.name,
+                "upright_test": bool(t.upright_test),
             }
             for t in test_sets.values()
         ],  # fmt: skip
