@@ -14,6 +14,8 @@ GFLOPs). Student: the same weights with `model.input_downsample: 2` (0.51 GFLOPs
 - `distilled_big` / `big_teacher`: the same distillation from benchmarks/distill_resolution.py's 256x192 teacher,
   trained on 1000 labelled infants (the same population, other images): a big model trained elsewhere on more
   labels, the student's own labels still 100 (skipped when that teacher is absent);
+- `from_big_kd` / `from_big`: the student initialised from the big teacher's own weights (the same network, fed
+  2x-downsampled crops), with its heatmap distillation / on the 100 labels alone;
 - `pseudo` / `pseudo_big`: hard targets instead of heatmaps (data distillation, Radosavovic et al. 2018): each
   teacher's confident keypoints on the same 2000 images written by `poseadapt pseudo-label`, the student trained on
   them and the 100 labels (1/4 of each epoch), no `distill` term.
@@ -74,6 +76,10 @@ def main() -> None:
     if big.is_file():  # a teacher that saw 1000 labelled infants: what the student's 100 labels cannot teach
         runs["distilled_big"] = train(recipe, out / f"distilled_big_{tag}", *student, *steps, kd(big))
         runs["big_teacher"] = big
+        # the student starts from the teacher's weights instead of the foundation model's (as DistilBERT does)
+        from_big = (*common[:-2], f"model.checkpoint={big}", "model.input_size=[192, 256]", "model.input_downsample=2")
+        runs["from_big_kd"] = train(recipe, out / "ti_big_kd", *from_big, *steps, kd(big))
+        runs["from_big"] = train(recipe, out / "ti_big_nokd", *from_big, *steps, f"adapt=[{decay}]")
     # hard targets instead of heatmaps: the teacher's confident keypoints as labels (`poseadapt pseudo-label`, flip
     # test, keypoints < 0.4 unlabelled), the student trained on them and the 100 labels (1/4 of each epoch)
     pool = out / "unlabelled"
