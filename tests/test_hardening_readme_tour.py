@@ -84,6 +84,7 @@ def test_readme_tour_runs_as_written(
         "eval",
         "prior",
         "eval",
+        "eval",
         "pseudo-label",
         "export",
         "methods",
