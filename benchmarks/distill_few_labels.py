@@ -21,6 +21,11 @@ GFLOPs). Student: the same weights with `model.input_downsample: 2` (0.51 GFLOPs
   them and the 100 labels (1/4 of each epoch), no `distill` term.
 The comparison that matters is `distilled` against `no_teacher`: the same student, the same labels, the same steps;
 what the teacher adds is its heatmaps on images nobody labelled. Test sets: benchmarks/unlabelled_methods_ap.py's.
+
+`--long`: five times the steps (20 epochs x 2000 samples), which 2000 teacher-labelled images can use and 100
+labels cannot. Constant distillation weight. Runs: `no_teacher_long`; `kd_long` / `kd_big_long` (heatmaps of each
+teacher); `kd_long_ti` / `kd_big_long_ti` (the same, the student initialised from that teacher's weights);
+`pseudo_big_long` / `pseudo_big_long_ti` (the big teacher's hard labels). Needs the runs above (teachers, labels).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ def main() -> None:
         default=Path("bench_out/distill_res/teacher256/final.safetensors"),
         help="trained on 1000 labelled infants (benchmarks/distill_resolution.py); skipped if absent",
     )
+    ap.add_argument("--long", action="store_true", help="the long-schedule runs (see the docstring)")
     args = ap.parse_args()
     out, data = args.out.resolve(), args.tests.resolve() / "data"
     tests = test_sets(data, check=True)
@@ -96,14 +102,49 @@ def main() -> None:
         mix = (f"data.train=[{{synth: {{population: infant, view: top, n: 100, size: 256, seed: 0}}, ratio: 0.25}}, "
                f"{{ann: {labels}, images: {pool / 'images'}, ratio: 0.75}}]")  # fmt: skip
         runs[name] = train(recipe, out / name, *student, *steps, f"adapt=[{decay}]", mix)
+    if args.long:
+        if "big_teacher" not in runs:
+            raise SystemExit(f"--long needs the big teacher: run benchmarks/distill_resolution.py first ({big})")
+        runs = long_runs(out, recipe, decay, runs, unlabelled)
+        tag = "long"
     summary = compare(out / f"compare_{tag}", {k: str(v) for k, v in runs.items()}, tests, "no_teacher")
     from poseadapt.adapt.flops import flops_summary
 
     flops = flops_summary({"teacher": str(teacher), "student": str(runs["no_teacher"])})
     flops["student_share"] = flops["student"]["gflops"] / flops["teacher"]["gflops"]
-    (out / "results.json").write_text(json.dumps({"compare": summary, "flops": flops}, indent=2))
+    results = out / ("results_long.json" if args.long else "results.json")
+    results.write_text(json.dumps({"compare": summary, "flops": flops}, indent=2))
     print(table(summary))
     print(json.dumps(flops, indent=2))
+
+
+def long_runs(out: Path, recipe: str, decay: str, runs: dict[str, Path], unlabelled: str) -> dict[str, Path]:
+    """20 epochs x 2000 samples; each run's folder name is the one the session-8 runs were cached under."""
+    steps = ("schedule.epochs=20", "train.samples_per_epoch=2000")
+
+    def student(init: Path | str) -> tuple[str, ...]:
+        return ("schedule.warmup_iters=10", f"model.checkpoint={init}", "model.input_size=[192, 256]",
+                "model.input_downsample=2")  # fmt: skip
+
+    def kd(t: Path) -> str:
+        return (f"adapt=[{decay}, {{distill: {{teacher: {t}, logit_weight: 1.0, feature_weight: 0.0, decay: false, "
+                f"unlabelled: {unlabelled}}}}}]")  # fmt: skip
+
+    teacher, big = runs["teacher"], runs["big_teacher"]
+    labelled = "{synth: {population: infant, view: top, n: 100, size: 256, seed: 0}, ratio: 0.25}"
+    pool = f"{{ann: {out / 'pseudo_big_labels.json'}, images: {out / 'unlabelled/images'}, ratio: 0.75}}"
+    pseudo_big = f"data.train=[{labelled}, {pool}]"
+    long = {"teacher": teacher, "big_teacher": big, "no_teacher": runs["no_teacher"]}
+    long["no_teacher_long"] = train(recipe, out / "no_teacher_long2000", *student(FM), *steps, f"adapt=[{decay}]")
+    long["kd_long"] = train(recipe, out / "kd_small_long2000_nodecay", *student(FM), *steps, kd(teacher))
+    long["kd_long_ti"] = train(recipe, out / "kd_small_long2000_nodecay_ti", *student(teacher), *steps, kd(teacher))
+    long["kd_big_long"] = train(recipe, out / "kd_big_long2000_nodecay", *student(FM), *steps, kd(big))
+    long["kd_big_long_ti"] = train(recipe, out / "kd_big_long2000_nodecay_ti", *student(big), *steps, kd(big))
+    long["pseudo_big_long"] = train(recipe, out / "pseudo_big_long2000", *student(FM), *steps, f"adapt=[{decay}]",
+                                    pseudo_big)  # fmt: skip
+    long["pseudo_big_long_ti"] = train(recipe, out / "pseudo_big_long2000_ti", *student(big), *steps,
+                                       f"adapt=[{decay}]", pseudo_big)  # fmt: skip
+    return long
 
 
 if __name__ == "__main__":
