@@ -25,7 +25,8 @@ what the teacher adds is its heatmaps on images nobody labelled. Test sets: benc
 `--long`: five times the steps (20 epochs x 2000 samples), which 2000 teacher-labelled images can use and 100
 labels cannot. Constant distillation weight. Runs: `no_teacher_long`; `kd_long` / `kd_big_long` (heatmaps of each
 teacher); `kd_long_ti` / `kd_big_long_ti` (the same, the student initialised from that teacher's weights);
-`pseudo_big_long` / `pseudo_big_long_ti` (the big teacher's hard labels). Needs the runs above (teachers, labels).
+`pseudo_big_long` / `pseudo_big_long_ti` (the big teacher's hard labels); `no_teacher_long_s1` / `kd_long_ti_s1`
+(training seed 1). Needs the runs above (teachers, labels).
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ def long_runs(out: Path, recipe: str, decay: str, runs: dict[str, Path], unlabel
     long["no_teacher_long"] = train(recipe, out / "no_teacher_long2000", *student(FM), *steps, f"adapt=[{decay}]")
     long["kd_long"] = train(recipe, out / "kd_small_long2000_nodecay", *student(FM), *steps, kd(teacher))
     long["kd_long_ti"] = train(recipe, out / "kd_small_long2000_nodecay_ti", *student(teacher), *steps, kd(teacher))
+    long["no_teacher_long_s1"] = train(recipe, out / "no_teacher_long2000_s1", *student(FM), *steps,
+                                       f"adapt=[{decay}]", "train.seed=1")  # fmt: skip
+    long["kd_long_ti_s1"] = train(recipe, out / "kd_small_long2000_nodecay_ti_s1", *student(teacher), *steps,
+                                  kd(teacher), "train.seed=1")  # fmt: skip
     long["kd_big_long"] = train(recipe, out / "kd_big_long2000_nodecay", *student(FM), *steps, kd(big))
     long["kd_big_long_ti"] = train(recipe, out / "kd_big_long2000_nodecay_ti", *student(big), *steps, kd(big))
     long["pseudo_big_long"] = train(recipe, out / "pseudo_big_long2000", *student(FM), *steps, f"adapt=[{decay}]",
