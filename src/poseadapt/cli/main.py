@@ -15,8 +15,6 @@ import typer
 
 from poseadapt.cli.options import DecodePrior, UprightTest
 
-# `--decode-prior` of eval and predict (compare has its own wording)
-
 app = typer.Typer(
     name="poseadapt",
     help="Adapt pre-trained pose-estimation models to new populations and keypoint sets.",
@@ -254,18 +252,9 @@ def predict(
     from poseadapt.cli import inference_cmd
 
     inference_cmd.predict_cmd(
-        checkpoint,
-        inputs,
-        boxes,
-        out,
-        head,
-        flip,
-        json_out,
-        ann=ann,
-        min_score=min_score,
-        decode_prior=decode_prior,
+        checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann, min_score=min_score, decode_prior=decode_prior,
         upright_test=upright,
-    )
+    )  # fmt: skip
 
 
 @app.command("eval")
@@ -290,18 +279,9 @@ def evaluate(
     from poseadapt.cli import inference_cmd
 
     inference_cmd.eval_cmd(
-        checkpoint,
-        ann,
-        images,
-        boxes,
-        head,
-        flip,
-        out,
-        json_out,
-        prior=prior,
-        decode_prior=decode_prior,
+        checkpoint, ann, images, boxes, head, flip, out, json_out, prior=prior, decode_prior=decode_prior,
         upright_test=upright,
-    )
+    )  # fmt: skip
 
 
 @app.command("pseudo-label")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+# `--decode-prior` of eval, predict and pseudo-label (compare has its own wording)
 DecodePrior = Annotated[
     Path | None,
     typer.Option(

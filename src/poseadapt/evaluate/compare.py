@@ -79,11 +79,13 @@ class TestSet:
     gt: Any  # CocoKeypoints
     images: Path
     image_records: list[dict]  # the file's images[] entries (attributes and other fields for subgroups)
-    upright_test: bool | None = None
+    upright_test: bool = False
 
 
-def load_test_set(spec: TestSpec, schema: Any = None) -> TestSet:
-    """Parse the GT once; find the image folder (given, or next to the annotations); refuse an empty set."""
+def load_test_set(spec: TestSpec, schema: Any = None, upright_test: bool = False) -> TestSet:
+    """Parse the GT once; find the image folder (given, or next to the annotations); refuse an empty set.
+
+    `upright_test` is the default for a spec that does not say (`TestSpec.upright_test` None)."""
     from poseadapt.data.validate import read_json
     from poseadapt.evaluate.topdown import ground_truth_from_dict
 
@@ -94,7 +96,8 @@ def load_test_set(spec: TestSpec, schema: Any = None) -> TestSet:
     if len(gt) == 0 or not (~np.asarray(gt.iscrowd, bool)).any():
         raise PoseAdaptError(f"test set '{spec.name}' ({spec.ann}) has no people to evaluate")
     records = [im for im in data.get("images", []) if isinstance(im, dict)]
-    return TestSet(spec.name, gt, _image_folder(spec, gt), records, spec.upright_test)
+    upright = upright_test if spec.upright_test is None else spec.upright_test
+    return TestSet(spec.name, gt, _image_folder(spec, gt), records, upright)
 
 
 def _image_folder(spec: TestSpec, gt: Any) -> Path:
@@ -212,9 +215,7 @@ def compare(
         raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models ({', '.join(names)})")
     loaded = {m.name: load_model_for(m) for m in models if m.kind == "checkpoint"}
     first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
-    test_sets = {t.name: load_test_set(t, first_schema) for t in tests}
-    for ts in test_sets.values():
-        ts.upright_test = upright_test if ts.upright_test is None else ts.upright_test
+    test_sets = {t.name: load_test_set(t, first_schema, upright_test) for t in tests}
     groups = {name: subgroups(ts, group_by) for name, ts in test_sets.items()}
     prior, decode_prior = (_load_prior(p) for p in (prior, decode_prior))
     for ts in test_sets.values():  # a prior that lacks the test's keypoints fails before any prediction
@@ -249,7 +250,7 @@ def compare(
                     )
                 ev = evaluate_model(
                     model, ts.gt, ts.images, head=head, flip_test=flip_test, decoder=decoder,
-                    upright_test=bool(ts.upright_test),
+                    upright_test=ts.upright_test,
                 )  # fmt: skip
                 preds, view, stats = ev.view.to_gt_schema(ev.predictions), ev.view, ev.stats
             else:
@@ -355,7 +356,7 @@ def _summarise(
                 "images": len(t.gt.images),
                 "people": int((~np.asarray(t.gt.iscrowd, bool)).sum()),
                 "schema": t.gt.schema.name,
-                "upright_test": bool(t.upright_test),
+                "upright_test": t.upright_test,
             }
             for t in test_sets.values()
         ],  # fmt: skip

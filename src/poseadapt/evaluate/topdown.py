@@ -208,14 +208,20 @@ class Predictor:
 
     def decode(self, outputs: Any, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
         """Model outputs -> (N, K, 3) keypoints (x, y, score) in image pixels, with the codec's own geometry."""
+        keypoints, scores = self._decode_input(outputs)
+        image_xy = self.codec.to_image(keypoints, centers, scales)
+        return np.concatenate([image_xy[..., :2], scores[..., None]], axis=-1)
+
+    def _decode_input(self, outputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Model outputs -> (keypoints (N, K, 2) in input-crop pixels, scores (N, K)): decoder, codec, flip offset."""
         if self.decoder is not None and not isinstance(outputs, tuple):
             outputs = self.decoder(outputs)
         keypoints, scores = self.codec.decode(*outputs) if isinstance(outputs, tuple) else self.codec.decode(outputs)
+        keypoints = np.asarray(keypoints, np.float64)
         if self.flip_test:  # what averaging with the flipped-back output leaves, in input pixels (0 for UDP)
             keypoints = keypoints.copy()
             keypoints[..., 0] -= self.codec.flip_offset
-        image_xy = self.codec.to_image(keypoints, centers, scales)
-        return np.concatenate([image_xy[..., :2], np.asarray(scores, np.float64)[..., None]], axis=-1)
+        return keypoints, np.asarray(scores, np.float64)
 
     def predict(self, image: np.ndarray, boxes_xywh: np.ndarray) -> np.ndarray:
         """RGB image (H, W, 3) and boxes (N, 4) -> keypoints (N, K, 3) (x, y, score) in image pixels."""
@@ -249,14 +255,8 @@ class Predictor:
             outputs: Any = tuple(np.concatenate(p) for p in zip(*parts, strict=True))
         else:
             outputs = np.concatenate(parts) if parts else self.forward(flat)
-        if self.decoder is not None and not isinstance(outputs, tuple):
-            outputs = self.decoder(outputs)
-        keypoints, scores = self.codec.decode(*outputs) if isinstance(outputs, tuple) else self.codec.decode(outputs)
-        keypoints = np.asarray(keypoints, np.float64).reshape(n, turns, -1, 2)
-        scores = np.asarray(scores, np.float64).reshape(n, turns, -1)
-        if self.flip_test:
-            keypoints = keypoints.copy()
-            keypoints[..., 0] -= self.codec.flip_offset
+        keypoints, scores = self._decode_input(outputs)
+        keypoints, scores = keypoints.reshape(n, turns, -1, 2), scores.reshape(n, turns, -1)
         preference = scores.mean(-1) + UPRIGHT_WEIGHT * self._uprightness(keypoints, scores)
         size = self.model.input_size
         image_xy = np.zeros_like(keypoints)
