@@ -32,7 +32,17 @@ def compare(
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md, plots and summary.json.")],
     baseline: Annotated[
-        str | None, typer.Option("--baseline", help="Model to measure forgetting against (AP change, interval).")
+        str | None,
+        typer.Option("--baseline", help="Model or seed group to measure forgetting against (AP change, interval)."),
+    ] = None,
+    seeds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--seeds",
+            metavar="NAME=MODEL,MODEL,...",
+            help="Runs of one recipe with different training seeds (models named with --model), reported as one "
+            "row: mean AP, interval over images and runs. Repeatable.",
+        ),
     ] = None,
     group_by: Annotated[
         list[str] | None,
@@ -60,7 +70,7 @@ def compare(
     say = None if json_out or not sys.stderr.isatty() else (lambda msg: sys.stderr.write(f"scoring {msg}\n"))
     summary = compare_report(
         model, test, out, baseline=baseline, group_by=group_by or [], samples=samples, seed=seed, flip_test=flip,
-        upright_test=upright, progress=say, prior=prior, decode_prior=decode_prior,
+        upright_test=upright, progress=say, prior=prior, decode_prior=decode_prior, seed_groups=seeds or [],
     )  # fmt: skip
     if json_out:
         print_json(summary)
@@ -79,4 +89,13 @@ def compare(
                 f"{r['model']} vs {f['baseline']} on {r['test']}: ΔAP {f['delta_AP']:+.3f} "
                 f"[{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}] ({verdict})\n"
             )
+    for g in summary["seed_groups"]:
+        runs = ", ".join(f"{v:.3f}" for v in g["AP_runs"])
+        ci = f"[{g['AP_ci'][0]:.3f}, {g['AP_ci'][1]:.3f}]"
+        line = f"{g['group']} on {g['test']}: mean AP {g['AP']:.3f} {ci} over {len(g['AP_runs'])} runs ({runs})"
+        d = g["vs_baseline"]
+        if d is not None:
+            verdict = "real" if d["excludes_zero"] else "within noise"
+            line += f"; vs {d['baseline']} {d['delta_AP']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({verdict})"
+        sys.stdout.write(line + "\n")
     sys.stdout.write(f"report: {out / 'report.html'}\n")

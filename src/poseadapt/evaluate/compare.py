@@ -5,8 +5,9 @@ test set's GT boxes, or a COCO results file per test set from any other tool. Fo
 OKS AP/AR with 95% bootstrap intervals over images (fixed seed, the same draws for every model, so differences
 are paired), PCK@0.05 of the box, per-keypoint AP, per-subgroup AP (COCO `images[].attributes` or image fields
 named with `group_by`) with the worst-served subgroup named, and forgetting against a baseline model (its
-interval, and whether that interval excludes zero). `compare()` returns a JSON-ready summary; the report
-(`poseadapt.evaluate.report_compare`) renders it.
+interval, and whether that interval excludes zero). Seed groups (`poseadapt.evaluate.seeds`) pool several training
+runs of one recipe into one row whose interval covers the runs as well as the images. `compare()` returns a
+JSON-ready summary; the report (`poseadapt.evaluate.report_compare`) renders it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from poseadapt.errors import DataError, PoseAdaptError
 from poseadapt.evaluate import bootstrap as bs
+from poseadapt.evaluate.seeds import SeedGroup, check_groups, group_rows, parse_group
 
 PCK_ALPHA = 0.05
 MIN_SUBGROUP_IMAGES = 1
@@ -195,12 +197,15 @@ def compare(
     progress: Callable[[str], None] | None = None,
     prior: Any = None,
     decode_prior: Any = None,
+    seed_groups: Sequence[SeedGroup | str] = (),
 ) -> tuple[dict[str, Any], dict[tuple[str, str], Cell], dict[str, TestSet]]:
     """Score every model on every test set; returns (summary, cells, test sets). Checks every input first.
 
     `prior` (a PosePrior or its file) adds each row's implausible-pose rate; `decode_prior` decodes every
     checkpoint model with prior-guided decoding (`poseadapt.evaluate.prior_decode`); `upright_test` reads each crop
-    at the four quarter turns (`poseadapt.evaluate.topdown.Predictor`).
+    at the four quarter turns (`poseadapt.evaluate.topdown.Predictor`). `seed_groups` (NAME=MODEL,MODEL,... or
+    `SeedGroup`s) adds one row per group and test set: the runs' mean AP, its interval over images and runs, and
+    its change against `baseline` (a model, or a group: then the per-model rows carry no forgetting).
     """
     from poseadapt.evaluate.topdown import evaluate_model, scoring_view
 
@@ -211,8 +216,10 @@ def compare(
         dup = sorted({n for n in seq if seq.count(n) > 1})
         if dup:
             raise PoseAdaptError(f"{what} name(s) used twice: {', '.join(dup)}")
-    if baseline is not None and baseline not in names:
-        raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models ({', '.join(names)})")
+    groups_ = [parse_group(g) if isinstance(g, str) else g for g in seed_groups]
+    check_groups(groups_, names)
+    if baseline is not None and baseline not in names + [g.name for g in groups_]:
+        raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models or seed groups ({', '.join(names)})")
     loaded = {m.name: load_model_for(m) for m in models if m.kind == "checkpoint"}
     first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
     test_sets = {t.name: load_test_set(t, first_schema, upright_test) for t in tests}
@@ -260,7 +267,7 @@ def compare(
                 preds = results_predictions(m, ts)
                 stats = score_ap(view, preds)
             cells[(m.name, ts.name)] = Cell(m.name, ts.name, preds, view, stats)
-    summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed)
+    summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed, groups_)
     from poseadapt.adapt.flops import count_flops
 
     for entry in summary["models"]:  # what each model costs per crop (a student against its teacher)
@@ -297,11 +304,13 @@ def _summarise(
     baseline: str | None,
     samples: int,
     seed: int,
+    seed_groups: Sequence[SeedGroup] = (),
 ) -> dict[str, Any]:
     from poseadapt.evaluate.pck import compute_pck_metric
     from poseadapt.evaluate.score import keypoint_data, per_keypoint_ap
 
-    rows = []
+    rows, group_summary = [], []
+    model_baseline = baseline if baseline in {m.name for m in models} else None
     for ts in test_sets.values():
         image_draws = bs.draws(ts.gt.images.keys(), samples, seed)
         indexed = {m.name: bs.to_index_dicts(cells[(m.name, ts.name)].view.gt, cells[(m.name, ts.name)].preds)
@@ -329,11 +338,11 @@ def _summarise(
                 "subgroups": [],
                 "worst_subgroup": None,
             }
-            if baseline is not None and m.name != baseline:
-                base = cells[(baseline, ts.name)]
-                delta = boot[m.name]["AP"] - boot[baseline]["AP"]
+            if model_baseline is not None and m.name != model_baseline:
+                base = cells[(model_baseline, ts.name)]
+                delta = boot[m.name]["AP"] - boot[model_baseline]["AP"]
                 iv = bs.percentile_interval(cell.stats["AP"] - base.stats["AP"], delta)
-                row["forgetting"] = {"baseline": baseline, "delta_AP": iv.value, "ci": iv.to_list(),
+                row["forgetting"] = {"baseline": model_baseline, "delta_AP": iv.value, "ci": iv.to_list(),
                                      "excludes_zero": iv.excludes_zero}  # fmt: skip
             for key, values in groups[ts.name].items():
                 for value, ids in sorted(values.items()):
@@ -344,6 +353,9 @@ def _summarise(
                 worst = min(scored, key=lambda g: g["AP"])
                 row["worst_subgroup"] = {"key": worst["key"], "value": worst["value"], "AP": worst["AP"]}
             rows.append(row)
+        if seed_groups:
+            ap = {m.name: cells[(m.name, ts.name)].stats["AP"] for m in models}
+            group_summary += group_rows(seed_groups, ts.name, ap, {k: v["AP"] for k, v in boot.items()}, baseline, seed)
     return {
         "models": [
             {"name": m.name, "kind": m.kind, "source": m.checkpoint or {k: str(v) for k, v in m.results.items()}}
@@ -364,6 +376,7 @@ def _summarise(
         "bootstrap": {"samples": int(samples), "seed": int(seed), "level": bs.LEVEL, "unit": "image"},
         "pck_alpha": PCK_ALPHA,
         "results": rows,
+        "seed_groups": group_summary,
     }
 
 

@@ -171,7 +171,10 @@ def tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[tupl
                 ("yes" if f["excludes_zero"] else "no", None, {}),
             ])  # fmt: skip
         title = f"Change in AP against the baseline '{summary['baseline']}'"
-        out.append((title, ["model", "test", "ΔAP", "2.5%", "97.5%", "interval excludes 0"], rows))
+        if rows:
+            out.append((title, ["model", "test", "ΔAP", "2.5%", "97.5%", "interval excludes 0"], rows))
+    if summary.get("seed_groups"):
+        out.append(_seed_group_table(summary))
     for t in summary["tests"]:
         res = [r for r in summary["results"] if r["test"] == t["name"]]
         # a model scores only the keypoints it shares with the test set: the union, "-" where a model has none
@@ -189,6 +192,30 @@ def tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[tupl
                     for r, g in groups]  # fmt: skip
             out.append((f"Subgroups of {t['name']}", ["model", "key", "value", "images", "AP"], rows))
     return out
+
+
+def _seed_group_table(summary: dict[str, Any]) -> tuple[str, list[str], list[list[tuple[str, Any, dict[str, str]]]]]:
+    rows = []
+    for g in summary["seed_groups"]:
+        ident = {"group": g["group"], "test": g["test"]}
+        d = g["vs_baseline"] or {}
+        delta = [(fmt(v), v, {**ident, "field": k}) for k, v in
+                 (("delta_AP", d.get("delta_AP")), ("delta_AP_ci_low", (d.get("ci") or [None])[0]),
+                  ("delta_AP_ci_high", (d.get("ci") or [None, None])[1]))]  # fmt: skip
+        rows.append([(g["group"], None, {}), (g["test"], None, {}), (str(len(g["AP_runs"])), None, {}),
+                     (fmt(g["AP"]), g["AP"], {**ident, "field": "AP"}),
+                     (fmt(g["AP_ci"][0]), g["AP_ci"][0], {**ident, "field": "AP_ci_low"}),
+                     (fmt(g["AP_ci"][1]), g["AP_ci"][1], {**ident, "field": "AP_ci_high"}),
+                     (fmt(g["AP_sd"]), g["AP_sd"], {**ident, "field": "AP_sd"}),
+                     (", ".join(fmt(v) for v in g["AP_runs"]), None, {}), *delta,
+                     (("yes" if d["excludes_zero"] else "no") if d else "-", None, {})])  # fmt: skip
+    base = summary.get("baseline")
+    title = "Seed groups: mean AP of the runs, 95% intervals over images and runs" + (
+        f", change against '{base}'" if base else ""
+    )
+    headers = ["group", "test", "runs", "AP", "2.5%", "97.5%", "SD over runs", "each run", "ΔAP", "2.5%", "97.5%",
+               "interval excludes 0"]  # fmt: skip
+    return title, headers, rows
 
 
 def worst_lines(summary: dict[str, Any]) -> list[str]:
