@@ -12,7 +12,9 @@ runs, an interval over test images and runs, and the change between the recipes 
   steps, no teacher). The teacher is the one checkpoint every distilled run learned from.
 - `adv` (`--seeds 5`): 50 labelled infants. `finetune50` (synth-infant-50-finetune) against `adv_eq` and its control
   `adv_eq_control` (benchmarks/issue12_variants.py `adv`: the labelled infants 60% of each batch, seen as often as
-  in finetune50; the control has no reversed gradient).
+  in finetune50; the control has no reversed gradient); and, on the first 3 seeds, `advw` / `advw_control`: the same
+  with the source adults warped towards infant proportions (`ProportionWarp` p 1.0 on every adult crop), the
+  analogue of FiDIP's labelled synthetic infants.
 Test sets: benchmarks/unlabelled_methods_ap.py's (render them there first).
 """
 
@@ -55,7 +57,11 @@ def distill_runs(out: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list
 
 def adv_runs(out: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list[str]], str]:
     models: dict[str, Path] = {}
-    groups: dict[str, list[str]] = {"finetune50": [], "adv_eq": [], "adv_eq_control": []}
+    groups: dict[str, list[str]] = {"finetune50": [], "adv_eq": [], "adv_eq_control": [], "advw": [],
+                                    "advw_control": []}  # fmt: skip
+    aug = ("[{type: RandomFlip, prob: 0.5}, {type: RandomHalfBody}, {type: RandomBBoxTransform}, "
+           "{type: ProportionWarp, prob: 1.0}]")  # fmt: skip
+    warp = f"adapt.0.adversarial.source.augment={aug}"
     for s in range(seeds):
         seed = f"train.seed={s}"
         models[f"ft{s}"] = train("synth-infant-50-finetune", out / f"finetune50_s{s}", "data.train.synth.n=50",
@@ -65,6 +71,14 @@ def adv_runs(out: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list[str
                                   seed)  # fmt: skip
         for g, m in (("finetune50", "ft"), ("adv_eq", "adv"), ("adv_eq_control", "ctl")):
             groups[g].append(f"{m}{s}")
+        if s < 3:
+            models[f"w{s}"] = train("synth-infant-adversarial", out / f"advw_eq_s{s}", *adversarial(238, False), warp,
+                                    seed)  # fmt: skip
+            models[f"wc{s}"] = train("synth-infant-adversarial", out / f"advw_eq_control_s{s}",
+                                     *adversarial(238, True), warp, seed)  # fmt: skip
+            groups["advw"].append(f"w{s}")
+            groups["advw_control"].append(f"wc{s}")
+    groups = {g: ms for g, ms in groups.items() if len(ms) >= 2}
     return models, groups, "finetune50"
 
 
