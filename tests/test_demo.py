@@ -33,6 +33,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("quick_demo")  # one worker builds the module's quick demo, once
 def test_quick_demo_prints_the_table_and_writes_the_compare_report(quick_run) -> None:
     out, proc, seconds = quick_run
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -53,6 +54,7 @@ def test_quick_demo_prints_the_table_and_writes_the_compare_report(quick_run) ->
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("quick_demo")  # one worker builds the module's quick demo, once
 def test_quick_demo_numbers_are_finite_with_intervals_and_a_real_gain(quick_run) -> None:
     out, proc, _ = quick_run
     assert proc.returncode == 0, proc.stderr[-3000:]
