@@ -135,3 +135,13 @@ def test_bad_seed_groups_are_one_line_and_write_nothing(runs, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_a_baseline_that_is_neither_a_model_nor_a_group_is_one_line(runs, tmp_path, capsys):
+    root, ann, files = runs
+    argv = ["compare", *[a for k, p in files.items() for a in ("--model", f"{k}={p}")], "--test", f"adult={ann}",
+            "--seeds", "precise=precise0,precise1", "--baseline", "coarse", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--baseline 'coarse' is not one of the models or seed groups" in err
+    assert "precise" in err and not (tmp_path / "o").exists()

@@ -216,10 +216,11 @@ def compare(
         dup = sorted({n for n in seq if seq.count(n) > 1})
         if dup:
             raise PoseAdaptError(f"{what} name(s) used twice: {', '.join(dup)}")
-    groups_ = [parse_group(g) if isinstance(g, str) else g for g in seed_groups]
-    check_groups(groups_, names)
-    if baseline is not None and baseline not in names + [g.name for g in groups_]:
-        raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models or seed groups ({', '.join(names)})")
+    run_groups = [parse_group(g) if isinstance(g, str) else g for g in seed_groups]
+    check_groups(run_groups, names)
+    choices = names + [g.name for g in run_groups]
+    if baseline is not None and baseline not in choices:
+        raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models or seed groups ({', '.join(choices)})")
     loaded = {m.name: load_model_for(m) for m in models if m.kind == "checkpoint"}
     first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
     test_sets = {t.name: load_test_set(t, first_schema, upright_test) for t in tests}
@@ -267,7 +268,7 @@ def compare(
                 preds = results_predictions(m, ts)
                 stats = score_ap(view, preds)
             cells[(m.name, ts.name)] = Cell(m.name, ts.name, preds, view, stats)
-    summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed, groups_)
+    summary = _summarise(models, test_sets, cells, groups, baseline, samples, seed, run_groups)
     from poseadapt.adapt.flops import count_flops
 
     for entry in summary["models"]:  # what each model costs per crop (a student against its teacher)
