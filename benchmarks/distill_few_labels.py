@@ -37,6 +37,22 @@ from pathlib import Path
 
 from unlabelled_methods_ap import FM, compare, sh, table, test_sets, train
 
+RECIPE, DECAY = "synth-infant-prior", "{layer_decay: {rate: 0.75}}"
+UNLABELLED = "{synth: {population: infant, view: top, n: 2000, size: 256, seed: 5000}, ratio: 0.75}"
+LONG_STEPS = ("schedule.epochs=20", "train.samples_per_epoch=2000")
+
+
+def long_student(init: Path | str) -> tuple[str, ...]:
+    """The student of the long runs: `init`'s weights fed 2x-downsampled 256x192 crops."""
+    return ("schedule.warmup_iters=10", f"model.checkpoint={init}", "model.input_size=[192, 256]",
+            "model.input_downsample=2")  # fmt: skip
+
+
+def long_kd(teacher: Path) -> str:
+    """The long runs' `adapt`: layer decay and constant heatmap distillation from `teacher` on the 2000 images."""
+    return (f"adapt=[{DECAY}, {{distill: {{teacher: {teacher}, logit_weight: 1.0, feature_weight: 0.0, decay: false, "
+            f"unlabelled: {UNLABELLED}}}}}]")  # fmt: skip
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,12 +75,11 @@ def main() -> None:
     args = ap.parse_args()
     out, data = args.out.resolve(), args.tests.resolve() / "data"
     tests = test_sets(data, check=True)
-    recipe, decay = "synth-infant-prior", "{layer_decay: {rate: 0.75}}"
+    recipe, decay, unlabelled = RECIPE, DECAY, UNLABELLED
     common = ("schedule.warmup_iters=10", f"model.checkpoint={FM}", "model.input_size=[192, 256]")
     steps = (f"schedule.epochs={args.epochs}", "train.samples_per_epoch=400")
     teacher = train(recipe, out / "teacher", *common, *steps, f"adapt=[{decay}]")
     student = (*common, "model.input_downsample=2")
-    unlabelled = "{synth: {population: infant, view: top, n: 2000, size: 256, seed: 5000}, ratio: 0.75}"
 
     def kd(t: Path) -> str:
         return (f"adapt=[{decay}, {{distill: {{teacher: {t}, logit_weight: {args.logit_weight}, feature_weight: 0.0, "
@@ -106,7 +121,7 @@ def main() -> None:
     if args.long:
         if "big_teacher" not in runs:
             raise SystemExit(f"--long needs the big teacher: run benchmarks/distill_resolution.py first ({big})")
-        runs = long_runs(out, recipe, decay, runs, unlabelled)
+        runs = long_runs(out, runs)
         tag = "long"
     summary = compare(out / f"compare_{tag}", {k: str(v) for k, v in runs.items()}, tests, "no_teacher")
     from poseadapt.adapt.flops import flops_summary
@@ -119,18 +134,9 @@ def main() -> None:
     print(json.dumps(flops, indent=2))
 
 
-def long_runs(out: Path, recipe: str, decay: str, runs: dict[str, Path], unlabelled: str) -> dict[str, Path]:
+def long_runs(out: Path, runs: dict[str, Path]) -> dict[str, Path]:
     """20 epochs x 2000 samples; each run's folder name is the one the session-8 runs were cached under."""
-    steps = ("schedule.epochs=20", "train.samples_per_epoch=2000")
-
-    def student(init: Path | str) -> tuple[str, ...]:
-        return ("schedule.warmup_iters=10", f"model.checkpoint={init}", "model.input_size=[192, 256]",
-                "model.input_downsample=2")  # fmt: skip
-
-    def kd(t: Path) -> str:
-        return (f"adapt=[{decay}, {{distill: {{teacher: {t}, logit_weight: 1.0, feature_weight: 0.0, decay: false, "
-                f"unlabelled: {unlabelled}}}}}]")  # fmt: skip
-
+    recipe, decay, steps, student, kd = RECIPE, DECAY, LONG_STEPS, long_student, long_kd
     teacher, big = runs["teacher"], runs["big_teacher"]
     labelled = "{synth: {population: infant, view: top, n: 100, size: 256, seed: 0}, ratio: 0.25}"
     pool = f"{{ann: {out / 'pseudo_big_labels.json'}, images: {out / 'unlabelled/images'}, ratio: 0.75}}"

@@ -24,32 +24,23 @@ import argparse
 import json
 from pathlib import Path
 
-from issue12_variants import adversarial
+from distill_few_labels import DECAY, LONG_STEPS, RECIPE, long_kd, long_student
+from issue12_variants import AUG, adversarial
 from unlabelled_methods_ap import FM, sh, test_sets, train
 
 
 def distill_runs(out: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list[str]], str]:
-    recipe, decay = "synth-infant-prior", "{layer_decay: {rate: 0.75}}"
     teacher = out / "teacher/final.safetensors"
     if not teacher.is_file():
         raise SystemExit(f"run benchmarks/distill_few_labels.py --out {out} first: {teacher} is missing")
-    steps = ("schedule.epochs=20", "train.samples_per_epoch=2000")
-    unl = "{synth: {population: infant, view: top, n: 2000, size: 256, seed: 5000}, ratio: 0.75}"
-    kd = (f"adapt=[{decay}, {{distill: {{teacher: {teacher}, logit_weight: 1.0, feature_weight: 0.0, decay: false, "
-          f"unlabelled: {unl}}}}}]")  # fmt: skip
-
-    def student(init: Path | str) -> tuple[str, ...]:
-        return ("schedule.warmup_iters=10", f"model.checkpoint={init}", "model.input_size=[192, 256]",
-                "model.input_downsample=2")  # fmt: skip
-
     models: dict[str, Path] = {"teacher": teacher}
     groups: dict[str, list[str]] = {"no_teacher_long": [], "kd_long_ti": []}
     for s in range(seeds):
         tail, seed = (f"_s{s}" if s else ""), f"train.seed={s}"
-        models[f"nt{s}"] = train(recipe, out / f"no_teacher_long2000{tail}", *student(FM), *steps, f"adapt=[{decay}]",
-                                 seed)  # fmt: skip
-        models[f"kd{s}"] = train(recipe, out / f"kd_small_long2000_nodecay_ti{tail}", *student(teacher), *steps, kd,
-                                 seed)  # fmt: skip
+        models[f"nt{s}"] = train(RECIPE, out / f"no_teacher_long2000{tail}", *long_student(FM), *LONG_STEPS,
+                                 f"adapt=[{DECAY}]", seed)  # fmt: skip
+        models[f"kd{s}"] = train(RECIPE, out / f"kd_small_long2000_nodecay_ti{tail}", *long_student(teacher),
+                                 *LONG_STEPS, long_kd(teacher), seed)  # fmt: skip
         groups["no_teacher_long"].append(f"nt{s}")
         groups["kd_long_ti"].append(f"kd{s}")
     return models, groups, "no_teacher_long"
@@ -59,9 +50,7 @@ def adv_runs(out: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list[str
     models: dict[str, Path] = {}
     groups: dict[str, list[str]] = {"finetune50": [], "adv_eq": [], "adv_eq_control": [], "advw": [],
                                     "advw_control": []}  # fmt: skip
-    aug = ("[{type: RandomFlip, prob: 0.5}, {type: RandomHalfBody}, {type: RandomBBoxTransform}, "
-           "{type: ProportionWarp, prob: 1.0}]")  # fmt: skip
-    warp = f"adapt.0.adversarial.source.augment={aug}"
+    warp = f"adapt.0.adversarial.source.augment=[{AUG}, {{type: ProportionWarp, prob: 1.0}}]"
     for s in range(seeds):
         seed = f"train.seed={s}"
         models[f"ft{s}"] = train("synth-infant-50-finetune", out / f"finetune50_s{s}", "data.train.synth.n=50",

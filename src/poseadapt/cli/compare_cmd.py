@@ -82,20 +82,21 @@ def compare(
     head = ["model", "test", "AP", "95% CI", "AR", "PCK"] + (["implausible"] if prior is not None else [])
     sys.stdout.write(format_table(head, rows) + "\n")
     for r in summary["results"]:
-        f = r["forgetting"]
-        if f is not None:
-            verdict = "real" if f["excludes_zero"] else "within noise"
+        if r["forgetting"] is not None:
             sys.stdout.write(
-                f"{r['model']} vs {f['baseline']} on {r['test']}: ΔAP {f['delta_AP']:+.3f} "
-                f"[{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}] ({verdict})\n"
+                f"{r['model']} vs {r['forgetting']['baseline']} on {r['test']}: {_change(r['forgetting'])}\n"
             )
     for g in summary["seed_groups"]:
         runs = ", ".join(f"{v:.3f}" for v in g["AP_runs"])
         ci = f"[{g['AP_ci'][0]:.3f}, {g['AP_ci'][1]:.3f}]"
         line = f"{g['group']} on {g['test']}: mean AP {g['AP']:.3f} {ci} over {len(g['AP_runs'])} runs ({runs})"
-        d = g["vs_baseline"]
-        if d is not None:
-            verdict = "real" if d["excludes_zero"] else "within noise"
-            line += f"; vs {d['baseline']} {d['delta_AP']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({verdict})"
+        if g["vs_baseline"] is not None:
+            line += f"; vs {g['vs_baseline']['baseline']} {_change(g['vs_baseline'])}"
         sys.stdout.write(line + "\n")
     sys.stdout.write(f"report: {out / 'report.html'}\n")
+
+
+def _change(d: dict) -> str:
+    """'ΔAP +0.012 [-0.003, +0.027] (within noise)' from a summary's change entry."""
+    verdict = "real" if d["excludes_zero"] else "within noise"
+    return f"ΔAP {d['delta_AP']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] ({verdict})"

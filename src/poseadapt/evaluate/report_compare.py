@@ -199,9 +199,11 @@ def _seed_group_table(summary: dict[str, Any]) -> tuple[str, list[str], list[lis
     for g in summary["seed_groups"]:
         ident = {"group": g["group"], "test": g["test"]}
         d = g["vs_baseline"] or {}
-        delta = [(fmt(v), v, {**ident, "field": k}) for k, v in
-                 (("delta_AP", d.get("delta_AP")), ("delta_AP_ci_low", (d.get("ci") or [None])[0]),
-                  ("delta_AP_ci_high", (d.get("ci") or [None, None])[1]))]  # fmt: skip
+        low, high = d.get("ci") or (None, None)
+        delta = [
+            (fmt(v), v, {**ident, "field": k})
+            for k, v in (("delta_AP", d.get("delta_AP")), ("delta_AP_ci_low", low), ("delta_AP_ci_high", high))
+        ]
         rows.append([(g["group"], None, {}), (g["test"], None, {}), (str(len(g["AP_runs"])), None, {}),
                      (fmt(g["AP"]), g["AP"], {**ident, "field": "AP"}),
                      (fmt(g["AP_ci"][0]), g["AP_ci"][0], {**ident, "field": "AP_ci_low"}),
