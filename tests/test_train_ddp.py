@@ -25,6 +25,8 @@ from poseadapt.train.checkpointing import load_train_state
 from poseadapt.train.distributed import check_ranks_agree, teardown
 
 WORLD = 2
+# the DDP tests run on one xdist worker, one at a time: their gloo sockets cannot take each other's port
+pytestmark = pytest.mark.xdist_group("ddp")
 
 
 class RecordSamples(Hook):
@@ -90,9 +92,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _spawn(fn, *args: str, tries: int = 3) -> None:
+    """Run `fn(rank, port, *args)` on WORLD processes, on a fresh port if the chosen one was taken meanwhile.
+
+    A port found free can be taken before rank 0 listens on it (CI saw EADDRINUSE once: another test's gloo
+    connections draw from the same ephemeral range). Rendezvous fails before any training or writing, so a retry
+    on a new port repeats nothing.
+    """
+    for attempt in range(tries):
+        try:
+            mp.spawn(fn, args=(_free_port(), *args), nprocs=WORLD, join=True)
+            return
+        except mp.ProcessRaisedException as exc:
+            if "EADDRINUSE" not in str(exc) or attempt == tries - 1:
+                raise
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
 def test_two_process_ddp_on_cpu_keeps_ranks_identical(tmp_path: Path) -> None:
-    mp.spawn(_rank_main, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    _spawn(_rank_main, str(tmp_path))
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD))
 
     # 16 samples, 2 ranks, batch 2: 4 steps per epoch on each rank, 8 in all
@@ -122,7 +140,7 @@ def build_model_weights(kind: str = "plain") -> dict[str, torch.Tensor]:
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
 def test_two_process_ddp_head_then_full_rewraps_at_the_switch(tmp_path: Path) -> None:
-    mp.spawn(_rank_main, args=(_free_port(), str(tmp_path), "head_then_full"), nprocs=WORLD, join=True)
+    _spawn(_rank_main, str(tmp_path), "head_then_full")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD))
     assert r0["iteration"] == r1["iteration"] == 8
     # the ranks agree to the bit at the end (the run's own checksum check passed too, or fit() would have raised)
@@ -178,7 +196,7 @@ def _resume_rank(rank: int, port: int, out: str, phase: str) -> None:
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
 def test_two_process_ddp_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     for phase in ("full", "stop", "resume"):
-        mp.spawn(_resume_rank, args=(_free_port(), str(tmp_path), phase), nprocs=WORLD, join=True)
+        _spawn(_resume_rank, str(tmp_path), phase)
     load = lambda phase, r: torch.load(tmp_path / f"{phase}{r}.pt", weights_only=True)  # noqa: E731
     for r in range(WORLD):
         full, stop, resumed = load("full", r), load("stop", r), load("resume", r)
