@@ -141,6 +141,30 @@ def test_an_ensemble_teacher_is_the_mean_of_its_members(tmp_path: Path, teacher_
         build_trainer(recipe_from_dict(data), tmp_path / "run2")
 
 
+def test_flip_test_teacher_targets_are_the_eval_merge_and_mirror_consistent(tmp_path: Path, teacher_ckpt: Path) -> None:
+    trainer = build_trainer(recipe_from_dict(recipe(teacher_ckpt, flip_test=True)), tmp_path / "run")
+    method = trainer.methods[0]
+    batch = next(iter(trainer.loader))
+    _, heat = method.teacher_outputs(batch["image"])
+    # the merge `poseadapt eval` scores the teacher with: the codec's flip_back of the mirrored crop's heatmaps
+    one = load_checkpoint(teacher_ckpt).eval()
+    with torch.no_grad():
+        x = one.normalize(batch["image"].permute(0, 3, 1, 2))
+        plain, mirrored = one(x).numpy(), one(x.flip(-1)).numpy()
+    merged = 0.5 * (plain + one.codec.flip_back(mirrored, one.schemas[0].flip_index))
+    torch.testing.assert_close(heat, torch.from_numpy(merged))
+    assert not torch.allclose(heat, torch.from_numpy(plain))
+    # so the targets of the mirrored crop are the mirrored targets (left and right swapped); the plain teacher's are not
+    _, heat_of_mirror = method.teacher_outputs(batch["image"].flip(2))
+    from poseadapt.codecs import flip_heatmaps_back
+
+    flip_index = one.schemas[0].flip_index
+    torch.testing.assert_close(heat_of_mirror, flip_heatmaps_back(heat, flip_index))
+    method.options.flip_test = False
+    _, plain_of_mirror = method.teacher_outputs(batch["image"].flip(2))
+    assert not torch.allclose(plain_of_mirror, flip_heatmaps_back(torch.from_numpy(plain), flip_index), atol=1e-3)
+
+
 def test_unlabelled_images_are_taught_by_the_teacher_alone(tmp_path: Path, teacher_ckpt: Path) -> None:
     data = recipe(teacher_ckpt, epochs=1)
     data["adapt"][0]["distill"]["unlabelled"] = {

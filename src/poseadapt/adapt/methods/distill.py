@@ -14,6 +14,10 @@ teacher runs on every training crop; the student learns from the labels (the usu
 `unlabelled:` adds images whose labels are ignored (zero target weights): on them the teacher is the only
 supervisor, which is how a big teacher's knowledge reaches a small student beyond the labelled set.
 
+`flip_test: true` makes the teacher's heatmaps its flip-test output: the mean of its heatmaps of the crop and of
+the mirrored crop (mapped back, left/right swapped), the same merge `poseadapt eval` scores the teacher with, so
+the student learns the teacher at the accuracy its AP was measured at. It doubles the teacher's cost.
+
 Both terms are scaled by `(1 - epoch / epochs)` (`decay: true`): the student leans on the teacher early and on
 the labels late.
 
@@ -46,6 +50,7 @@ from poseadapt.adapt.method import AdaptContext, DataStream, Method, MethodOptio
 from poseadapt.adapt.methods._teacher import check_teacher_file, load_teacher
 from poseadapt.adapt.replay import crops_to_pixels, teacher_fingerprint
 from poseadapt.adapt.streams import DomainData, DomainTagged
+from poseadapt.codecs import flip_heatmaps_back
 from poseadapt.errors import PoseAdaptError
 
 
@@ -60,6 +65,9 @@ class DistillOptions(MethodOptions):
     logit_loss: Literal["mse", "kl"] = Field("mse", description="mse of heatmaps, or KL of spatial softmaxes")
     beta: float = Field(10.0, gt=0.0, description="softmax sharpness for logit_loss: kl (DWPose: 10)")
     decay: bool = Field(True, description="scale both terms by (1 - epoch / epochs) (DWPose stage 1)")
+    flip_test: bool = Field(
+        False, description="the teacher's heatmaps averaged with those of the mirrored crop (its flip-test output)"
+    )
     labels: bool = Field(True, description="false: ignore the labels, only the teacher supervises (stage 2)")
     reset_head: bool = Field(False, description="re-initialise the student's heads first (stage 2)")
     unlabelled: DomainData | None = Field(
@@ -164,15 +172,22 @@ class Distill(Method):
     @torch.no_grad()
     def teacher_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, heatmaps of the matched keypoints) of the frozen teacher on the batch's crops; an
-        ensemble's are the means over its members (members fine-tuned from one start share a feature space)."""
+        ensemble's are the means over its members (members fine-tuned from one start share a feature space).
+        With `flip_test` the heatmaps are the flip-test merge; the features stay the crop's own."""
         assert self.teachers
         feats_sum, heat_sum = None, None
         for teacher in self.teachers:
             if next(teacher.parameters()).device != images.device:
                 teacher.to(images.device)
             teacher.eval()
-            feats = teacher.forward_features(crops_to_pixels(images, teacher), 0)
-            heatmaps = teacher.head_outputs(feats, 0)[:, self.teacher_channels].float()
+            pixels = crops_to_pixels(images, teacher)
+            feats = teacher.forward_features(pixels, 0)
+            heatmaps = teacher.head_outputs(feats, 0).float()
+            if self.options.flip_test:
+                mirrored = teacher.head_outputs(teacher.forward_features(pixels.flip(-1), 0), 0).float()
+                shift = not teacher.codec.udp  # MSRA heatmaps mirror one pixel off
+                heatmaps = 0.5 * (heatmaps + flip_heatmaps_back(mirrored, teacher.schemas[0].flip_index, shift))
+            heatmaps = heatmaps[:, self.teacher_channels]
             feats_sum = feats.float() if feats_sum is None else feats_sum + feats.float()
             heat_sum = heatmaps if heat_sum is None else heat_sum + heatmaps
         assert feats_sum is not None and heat_sum is not None
