@@ -9,7 +9,7 @@ import pytest
 
 from poseadapt.cli.main import main
 from poseadapt.evaluate import bootstrap as bs
-from poseadapt.evaluate.seeds import SeedGroup, group_rows, run_replicates
+from poseadapt.evaluate.seeds import SeedGroup, change_vs_group, group_replicates, group_rows, run_replicates
 from poseadapt.synth import write_dataset
 
 
@@ -21,8 +21,8 @@ def run_cli(argv: list[str]) -> int:
 
 def test_identical_runs_give_the_single_run_interval():
     boot = np.random.default_rng(0).normal(0.5, 0.03, 400)
-    rows = group_rows([SeedGroup("g", ("a", "b", "c"))], "t", {"a": 0.5, "b": 0.5, "c": 0.5},
-                      {"a": boot, "b": boot, "c": boot}, None)  # fmt: skip
+    groups, boots = [SeedGroup("g", ("a", "b", "c"))], {"a": boot, "b": boot, "c": boot}
+    rows = group_rows(groups, "t", {"a": 0.5, "b": 0.5, "c": 0.5}, boots, None, group_replicates(groups, boots))
     assert rows[0]["AP"] == 0.5 and rows[0]["AP_sd"] == 0.0
     assert rows[0]["AP_ci"] == pytest.approx(bs.percentile_interval(0.5, boot).to_list())
 
@@ -50,12 +50,26 @@ def test_the_interval_covers_the_recipes_mean_where_one_runs_interval_does_not()
         test_offset = rng.normal(0, 0.01)  # this test set's own luck
         ap = true + seed_offsets + test_offset
         boot = {f"r{i}": ap[i] + image_noise for i in range(k)}
-        row = group_rows([SeedGroup("g", tuple(boot))], "t", dict(zip(boot, ap, strict=True)), boot, None)[0]
+        groups = [SeedGroup("g", tuple(boot))]
+        row = group_rows(groups, "t", dict(zip(boot, ap, strict=True)), boot, None, group_replicates(groups, boot))[0]
         group_hits += row["AP_ci"][0] <= true <= row["AP_ci"][1]
         single = bs.percentile_interval(ap[0], boot["r0"])
         single_hits += single.low <= true <= single.high
     assert group_hits / 300 >= 0.85
     assert single_hits / 300 < 0.7  # 0.60 here; the group: 0.92 (0.86 with 2 runs, 0.90 with 3)
+
+
+def test_one_run_against_a_group_carries_the_groups_seed_noise():
+    """No image noise: one run (0.6) against a group's two runs: exactly 0.1 above them when they agree; when they
+    differ by 0.1, an interval as wide as the two spread by sqrt(2) (the small-k correction) span."""
+    flat = np.full(2000, 0.6)
+    group = SeedGroup("g", ("a", "b"))
+    for runs, width in (((0.5, 0.5), 0.0), ((0.45, 0.55), 0.1 * np.sqrt(2))):
+        boots = {"a": np.full(2000, runs[0]), "b": np.full(2000, runs[1])}
+        rep = group_replicates([group], boots)["g"]
+        change = change_vs_group(0.6, flat, group, dict(zip("ab", runs, strict=True)), rep)
+        assert change["delta_AP"] == pytest.approx(0.1) and change["baseline_runs"] == 2
+        assert change["ci"][1] - change["ci"][0] == pytest.approx(width, abs=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +104,16 @@ def test_cli_seed_groups_agree_with_their_runs_and_find_the_better_recipe(runs, 
     assert run_cli(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     ap = {r["model"]: r["AP"] for r in summary["results"]}
-    assert all(r["forgetting"] is None for r in summary["results"])  # the baseline is a group, not a model
     groups = {g["group"]: g for g in summary["seed_groups"]}
+    # each run outside the baseline group is measured against the group's mean, with the group's seed noise
+    coarse_mean = groups["coarse"]["AP"]
+    for r in summary["results"]:
+        if r["model"].startswith("coarse"):
+            assert r["forgetting"] is None  # a run is not measured against its own group
+            continue
+        f = r["forgetting"]
+        assert f["baseline"] == "coarse" and f["baseline_runs"] == 3
+        assert f["delta_AP"] == pytest.approx(r["AP"] - coarse_mean) and f["ci"][0] > 0
     for name in ("precise", "coarse"):
         g = groups[name]
         assert g["AP_runs"] == [ap[f"{name}{i}"] for i in range(3)]

@@ -22,7 +22,7 @@ import numpy as np
 
 from poseadapt.errors import DataError, PoseAdaptError
 from poseadapt.evaluate import bootstrap as bs
-from poseadapt.evaluate.seeds import SeedGroup, check_groups, group_rows, parse_group
+from poseadapt.evaluate.seeds import SeedGroup, change_vs_group, check_groups, group_replicates, group_rows, parse_group
 
 PCK_ALPHA = 0.05
 MIN_SUBGROUP_IMAGES = 1
@@ -312,11 +312,14 @@ def _summarise(
 
     rows, group_summary = [], []
     model_baseline = baseline if baseline in {m.name for m in models} else None
+    group_baseline = next((g for g in seed_groups if g.name == baseline), None)
     for ts in test_sets.values():
         image_draws = bs.draws(ts.gt.images.keys(), samples, seed)
         indexed = {m.name: bs.to_index_dicts(cells[(m.name, ts.name)].view.gt, cells[(m.name, ts.name)].preds)
                    for m in models}  # fmt: skip
         boot = bs.bootstrap_stats(indexed, image_draws)
+        replicates = group_replicates(seed_groups, {k: v["AP"] for k, v in boot.items()}, seed)
+        ap = {m.name: cells[(m.name, ts.name)].stats["AP"] for m in models}
         for m in models:
             cell = cells[(m.name, ts.name)]
             gt = cell.view.gt
@@ -345,6 +348,10 @@ def _summarise(
                 iv = bs.percentile_interval(cell.stats["AP"] - base.stats["AP"], delta)
                 row["forgetting"] = {"baseline": model_baseline, "delta_AP": iv.value, "ci": iv.to_list(),
                                      "excludes_zero": iv.excludes_zero}  # fmt: skip
+            elif group_baseline is not None and m.name not in group_baseline.members:
+                row["forgetting"] = change_vs_group(
+                    cell.stats["AP"], boot[m.name]["AP"], group_baseline, ap, replicates[group_baseline.name]
+                )
             for key, values in groups[ts.name].items():
                 for value, ids in sorted(values.items()):
                     ap = indexed[m.name].stats(ids)["AP"]
@@ -355,8 +362,8 @@ def _summarise(
                 row["worst_subgroup"] = {"key": worst["key"], "value": worst["value"], "AP": worst["AP"]}
             rows.append(row)
         if seed_groups:
-            ap = {m.name: cells[(m.name, ts.name)].stats["AP"] for m in models}
-            group_summary += group_rows(seed_groups, ts.name, ap, {k: v["AP"] for k, v in boot.items()}, baseline, seed)
+            boot_ap = {k: v["AP"] for k, v in boot.items()}
+            group_summary += group_rows(seed_groups, ts.name, ap, boot_ap, baseline, replicates)
     return {
         "models": [
             {"name": m.name, "kind": m.kind, "source": m.checkpoint or {k: str(v) for k, v in m.results.items()}}

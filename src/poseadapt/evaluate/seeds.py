@@ -73,19 +73,27 @@ def run_replicates(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return spread[picks, np.arange(samples)[:, None]].mean(axis=1)
 
 
+def group_replicates(
+    groups: Sequence[SeedGroup], boot_ap: Mapping[str, np.ndarray], seed: int = bs.DEFAULT_SEED
+) -> dict[str, np.ndarray]:
+    """Each group's (samples,) two-level replicates of its mean AP, from the models' per-image-draw values."""
+    rng = np.random.default_rng([int(seed), 1])  # one stream per test set call, fixed: the report is reproducible
+    return {g.name: run_replicates(np.stack([boot_ap[m] for m in g.members]), rng) for g in groups}
+
+
 def group_rows(
     groups: Sequence[SeedGroup],
     test: str,
     ap: Mapping[str, float],
     boot_ap: Mapping[str, np.ndarray],
     baseline: str | None,
-    seed: int = bs.DEFAULT_SEED,
+    replicates: Mapping[str, np.ndarray],
 ) -> list[dict[str, Any]]:
     """One summary row per group on one test set: mean AP of the runs, each run's AP, their SD, the two-level
-    interval and, when `baseline` names a model or a group, the change against it with its interval."""
+    interval (`replicates`, from group_replicates) and, when `baseline` names a model or a group, the change
+    against it with its interval."""
     by_name = {g.name: g for g in groups}
-    rng = np.random.default_rng([int(seed), 1])  # one stream per test set call, fixed: the report is reproducible
-    replicates = {g.name: run_replicates(np.stack([boot_ap[m] for m in g.members]), rng) for g in groups}
+    replicates = dict(replicates)
     base_members: tuple[str, ...] | None = None
     if baseline is not None:
         base_members = by_name[baseline].members if baseline in by_name else (baseline,)
@@ -112,3 +120,14 @@ def group_rows(
                                   "ci": iv.to_list(), "excludes_zero": iv.excludes_zero}  # fmt: skip
         rows.append(row)
     return rows
+
+
+def change_vs_group(
+    value: float, boot: np.ndarray, group: SeedGroup, ap: Mapping[str, float], replicates: np.ndarray
+) -> dict[str, Any]:
+    """One run's AP against a seed group's mean: paired over images, the group's runs redrawn (its seed noise);
+    the single run's own seed noise is unknown and not in the interval."""
+    base = float(np.mean([ap[m] for m in group.members]))
+    iv = bs.percentile_interval(value - base, np.asarray(boot, dtype=np.float64) - replicates)
+    return {"baseline": group.name, "baseline_runs": len(group.members), "delta_AP": iv.value, "ci": iv.to_list(),
+            "excludes_zero": iv.excludes_zero}  # fmt: skip
