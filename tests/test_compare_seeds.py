@@ -138,6 +138,30 @@ def test_cli_seed_groups_agree_with_their_runs_and_find_the_better_recipe(runs, 
     assert "precise on adult: mean AP" in text and "vs coarse0" in text
 
 
+def test_seed_groups_with_subgroups_keep_every_number(runs, tmp_path, capsys):
+    """Images with attributes (per-subgroup AP) and a group baseline: the per-run changes and the group rows are
+    the same numbers as without the attributes."""
+    root, ann, files = runs
+    gt = json.loads(ann.read_text())
+    for im in gt["images"]:
+        im["attributes"] = {"site": "a" if im["id"] % 2 else "b"}
+    tagged = ann.parent / "tagged.json"
+    tagged.write_text(json.dumps(gt))
+    common = [a for k, p in files.items() for a in ("--model", f"{k}={p}")] + [
+        "--seeds", "precise=precise0,precise1,precise2", "--seeds", "coarse=coarse0,coarse1,coarse2",
+        "--baseline", "coarse", "--bootstrap", "100", "--json"]  # fmt: skip
+    summaries = []
+    for name, gt_file in (("plain", ann), ("tagged", tagged)):
+        assert run_cli(["compare", *common, "--test", f"adult={gt_file}:{ann.parent.parent / 'images'}",
+                        "--out", str(tmp_path / name)]) == 0  # fmt: skip
+        summaries.append(json.loads(capsys.readouterr().out))
+    plain, tagged_summary = summaries
+    assert any(r["subgroups"] for r in tagged_summary["results"])
+    for a, b in zip(plain["results"], tagged_summary["results"], strict=True):
+        assert a["forgetting"] == b["forgetting"]
+    assert plain["seed_groups"] == tagged_summary["seed_groups"]
+
+
 @pytest.mark.parametrize(
     "seeds, message",
     [

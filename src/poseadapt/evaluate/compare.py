@@ -318,8 +318,9 @@ def _summarise(
         indexed = {m.name: bs.to_index_dicts(cells[(m.name, ts.name)].view.gt, cells[(m.name, ts.name)].preds)
                    for m in models}  # fmt: skip
         boot = bs.bootstrap_stats(indexed, image_draws)
-        replicates = group_replicates(seed_groups, {k: v["AP"] for k, v in boot.items()}, seed)
-        ap = {m.name: cells[(m.name, ts.name)].stats["AP"] for m in models}
+        boot_ap = {k: v["AP"] for k, v in boot.items()}
+        replicates = group_replicates(seed_groups, boot_ap, seed)
+        model_ap = {m.name: cells[(m.name, ts.name)].stats["AP"] for m in models}
         for m in models:
             cell = cells[(m.name, ts.name)]
             gt = cell.view.gt
@@ -350,7 +351,7 @@ def _summarise(
                                      "excludes_zero": iv.excludes_zero}  # fmt: skip
             elif group_baseline is not None and m.name not in group_baseline.members:
                 row["forgetting"] = change_vs_group(
-                    cell.stats["AP"], boot[m.name]["AP"], group_baseline, ap, replicates[group_baseline.name]
+                    cell.stats["AP"], boot[m.name]["AP"], group_baseline, model_ap, replicates[group_baseline.name]
                 )
             for key, values in groups[ts.name].items():
                 for value, ids in sorted(values.items()):
@@ -362,8 +363,7 @@ def _summarise(
                 row["worst_subgroup"] = {"key": worst["key"], "value": worst["value"], "AP": worst["AP"]}
             rows.append(row)
         if seed_groups:
-            boot_ap = {k: v["AP"] for k, v in boot.items()}
-            group_summary += group_rows(seed_groups, ts.name, ap, boot_ap, baseline, replicates)
+            group_summary += group_rows(seed_groups, ts.name, model_ap, boot_ap, baseline, replicates)
     return {
         "models": [
             {"name": m.name, "kind": m.kind, "source": m.checkpoint or {k: str(v) for k, v in m.results.items()}}
