@@ -23,16 +23,10 @@ import argparse
 import json
 from pathlib import Path
 
-from distill_few_labels import DECAY, LONG_STEPS, RECIPE, long_student
+from distill_few_labels import DECAY, LONG_STEPS, RECIPE, long_kd, long_student
 from unlabelled_methods_ap import FM, sh, test_sets, train
 
 E40 = ("schedule.epochs=40", "train.samples_per_epoch=2000")
-
-
-def kd(teacher: Path, *, pool: int = 2000, flip: bool = False, loss: str = "mse") -> str:
-    unlabelled = f"{{synth: {{population: infant, view: top, n: {pool}, size: 256, seed: 5000}}, ratio: 0.75}}"
-    return (f"adapt=[{DECAY}, {{distill: {{teacher: {teacher}, logit_weight: 1.0, feature_weight: 0.0, decay: false, "
-            f"flip_test: {str(flip).lower()}, logit_loss: {loss}, unlabelled: {unlabelled}}}}}]")  # fmt: skip
 
 
 def cell(d: dict | None) -> str:
@@ -57,15 +51,17 @@ def main() -> None:
         models[f"nt{s}"] = train(RECIPE, out / f"no_teacher_long2000{tail}", *long_student(FM), *LONG_STEPS,
                                  f"adapt=[{DECAY}]", f"train.seed={s}")  # fmt: skip
         groups["no_teacher_long"].append(f"nt{s}")
-    models["kd_big_long_ti"] = train(RECIPE, out / "kd_big_long2000_nodecay_ti", *student, *LONG_STEPS, kd(big))
-    models["flip"] = train(RECIPE, out / "kd_big_long2000_ti_flip", *student, *LONG_STEPS, kd(big, flip=True))
-    models["pool8k"] = train(RECIPE, out / "kd_big_long2000_ti_8k", *student, *LONG_STEPS, kd(big, pool=8000))
-    models["kl"] = train(RECIPE, out / "kd_big_long2000_ti_kl", *student, *LONG_STEPS, kd(big, loss="kl"))
+    models["kd_big_long_ti"] = train(RECIPE, out / "kd_big_long2000_nodecay_ti", *student, *LONG_STEPS, long_kd(big))
+    models["flip"] = train(RECIPE, out / "kd_big_long2000_ti_flip", *student, *LONG_STEPS, long_kd(big, flip=True))
+    models["pool8k"] = train(RECIPE, out / "kd_big_long2000_ti_8k", *student, *LONG_STEPS, long_kd(big, pool=8000))
+    models["kl"] = train(RECIPE, out / "kd_big_long2000_ti_kl", *student, *LONG_STEPS, long_kd(big, loss="kl"))
     # twice the steps: 3 seeds of the distilled student, 2 of the student alone at the same steps
     for s in range(3):
         tail = f"_s{s}" if s else ""
         name = "e40" if s == 0 else f"e40_s{s}"
-        models[name] = train(RECIPE, out / f"kd_big_long2000_ti_e40{tail}", *student, *E40, kd(big), f"train.seed={s}")
+        models[name] = train(
+            RECIPE, out / f"kd_big_long2000_ti_e40{tail}", *student, *E40, long_kd(big), f"train.seed={s}"
+        )
         groups["kd_big_e40"].append(name)
         if s < 2:
             models[f"nt_e40_{s}"] = train(RECIPE, out / f"no_teacher_e40{tail}", *long_student(FM), *E40,

@@ -48,10 +48,12 @@ def long_student(init: Path | str) -> tuple[str, ...]:
             "model.input_downsample=2")  # fmt: skip
 
 
-def long_kd(teacher: Path) -> str:
-    """The long runs' `adapt`: layer decay and constant heatmap distillation from `teacher` on the 2000 images."""
+def long_kd(teacher: Path, *, pool: int = 2000, flip: bool = False, loss: str = "mse") -> str:
+    """The long runs' `adapt`: layer decay and constant heatmap distillation from `teacher` on `pool` unlabelled
+    infants (seed 5000, 3/4 of each batch); `flip` / `loss`: distill.flip_test / distill.logit_loss."""
+    unlabelled = UNLABELLED.replace("n: 2000", f"n: {pool}")
     return (f"adapt=[{DECAY}, {{distill: {{teacher: {teacher}, logit_weight: 1.0, feature_weight: 0.0, decay: false, "
-            f"unlabelled: {UNLABELLED}}}}}]")  # fmt: skip
+            f"flip_test: {str(flip).lower()}, logit_loss: {loss}, unlabelled: {unlabelled}}}}}]")  # fmt: skip
 
 
 def main() -> None:

@@ -115,9 +115,9 @@ def group_rows(
         }
         if base_members is not None and baseline != g.name:
             base = float(np.mean([ap[m] for m in base_members]))
-            iv = bs.percentile_interval(mean - base, replicates[g.name] - replicates[baseline])
-            row["vs_baseline"] = {"baseline": baseline, "baseline_runs": len(base_members), "delta_AP": iv.value,
-                                  "ci": iv.to_list(), "excludes_zero": iv.excludes_zero}  # fmt: skip
+            row["vs_baseline"] = _change(
+                baseline, len(base_members), mean - base, replicates[g.name] - replicates[baseline]
+            )
         rows.append(row)
     return rows
 
@@ -128,6 +128,11 @@ def change_vs_group(
     """One run's AP against a seed group's mean: paired over images, the group's runs redrawn (its seed noise);
     the single run's own seed noise is unknown and not in the interval."""
     base = float(np.mean([ap[m] for m in group.members]))
-    iv = bs.percentile_interval(value - base, np.asarray(boot, dtype=np.float64) - replicates)
-    return {"baseline": group.name, "baseline_runs": len(group.members), "delta_AP": iv.value, "ci": iv.to_list(),
+    return _change(group.name, len(group.members), value - base, np.asarray(boot, dtype=np.float64) - replicates)
+
+
+def _change(baseline: str, runs: int, delta: float, replicates: np.ndarray) -> dict[str, Any]:
+    """The summary's change record: `delta` with the percentile interval of its replicates."""
+    iv = bs.percentile_interval(delta, replicates)
+    return {"baseline": baseline, "baseline_runs": runs, "delta_AP": iv.value, "ci": iv.to_list(),
             "excludes_zero": iv.excludes_zero}  # fmt: skip
