@@ -151,6 +151,8 @@ def adapt_run(
         d["model"]["checkpoint"] = str(source)
         d["data"]["train"][0].update(ann=str(train.annotations["infant21"]), images=str(train.images))
         d["schedule"]["epochs"] = settings.epochs
+        if settings.input_size is not None:
+            d["model"]["input_size"] = list(settings.input_size)
         d["optim"]["lr"] = run.lr
         d["adapt"] = run.adapt
         apply_overrides(d, sets)
