@@ -96,3 +96,22 @@ def test_quick_unlabelled_scenario_trains_a_mean_teacher_without_infant_labels(t
     share = (rows[("mean teacher, 0 infant labels", top)] - rows[(src, top)]) / gain
     assert summary["gain_recovered"] == pytest.approx(share)
     assert f"{100 * share:.1f}% of the AP gain" in proc.stdout
+
+
+def test_default_demo_adapts_at_its_larger_crops_and_the_small_presets_keep_the_recipes(tmp_path: Path) -> None:
+    from poseadapt.demo.data import RenderedSet
+    from poseadapt.demo.pipeline import adapt_recipe
+    from poseadapt.demo.settings import settings_for
+    from poseadapt.train.recipe import load_recipe
+
+    recipe_size = list(load_recipe("demo-infant").model.input_size)
+    sizes = {}
+    for name, settings in (("default", settings_for(False)), ("quick", settings_for(True)),
+                           ("unlabelled", settings_for(False, "unlabelled"))):  # fmt: skip
+        train = RenderedSet(settings.infant_train, tmp_path, tmp_path / "images", {"infant21": tmp_path / "a.json"})
+        recipe = adapt_recipe(settings, settings.runs[0], "builtin:synthpose-vit-tiny", train)
+        sizes[name] = list(recipe.model.input_size)
+        assert recipe.schedule.epochs == settings.epochs
+        assert str(recipe.data.train[0].ann) == str(tmp_path / "a.json")
+    assert recipe_size == [96, 128]
+    assert sizes == {"default": [144, 192], "quick": recipe_size, "unlabelled": recipe_size}

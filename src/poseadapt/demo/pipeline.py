@@ -145,6 +145,11 @@ def adapt_run(
     sets: tuple[str, ...] = (),
 ) -> Path:
     """One adaptation run: the shipped `demo-infant` recipe on the demo's data, then `sets` (`--set` overrides)."""
+    return _train(adapt_recipe(settings, run, source, train, sets), run_dir)
+
+
+def adapt_recipe(settings: DemoSettings, run: RunSpec, source: str | Path, train: Any, sets: tuple[str, ...] = ()) -> Any:
+    """The recipe of one adaptation run: `demo-infant` pointed at the demo's data, with the preset's sizes."""
     from poseadapt.train.recipe import apply_overrides
 
     def edit(d: dict[str, Any]) -> None:
@@ -157,7 +162,7 @@ def adapt_run(
         d["adapt"] = run.adapt
         apply_overrides(d, sets)
 
-    return _train(_recipe(RECIPE, edit), run_dir)
+    return _recipe(RECIPE, edit)
 
 
 def fit_demo_prior(out: Path, data_dir: Path, settings: DemoSettings) -> Path | None:
