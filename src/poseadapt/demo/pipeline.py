@@ -148,7 +148,9 @@ def adapt_run(
     return _train(adapt_recipe(settings, run, source, train, sets), run_dir)
 
 
-def adapt_recipe(settings: DemoSettings, run: RunSpec, source: str | Path, train: Any, sets: tuple[str, ...] = ()) -> Any:
+def adapt_recipe(
+    settings: DemoSettings, run: RunSpec, source: str | Path, train: Any, sets: tuple[str, ...] = ()
+) -> Any:
     """The recipe of one adaptation run: `demo-infant` pointed at the demo's data, with the preset's sizes."""
     from poseadapt.train.recipe import apply_overrides
 
