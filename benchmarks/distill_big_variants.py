@@ -10,7 +10,7 @@ distillation. That student lands 3.1 AP below the teacher; the target is 2. Each
 - `flip`: the teacher's flip-test heatmaps (`distill.flip_test`), the merge its 52.6 AP was measured with;
 - `pool8k`: 8000 unlabelled infants instead of 2000 (same seed, so a superset), the same steps;
 - `kl`: DWPose's loss form, KL between spatial softmaxes of 10 x heatmaps, instead of MSE;
-- `e40`: twice the steps (40 epochs x 2000 samples); then 5 seeds of it (`kd_big_e40`) and 2 of the student
+- `e40`: twice the steps (40 epochs x 2000 samples); then 5 seeds of it (`kd_big_e40`) and 3 of the student
   without the teacher at the same steps (`no_teacher_e40`).
 Scored with `poseadapt compare --seeds` on the 200 top-view test infants: every run against the four seeds of the
 same student without the teacher (`no_teacher_long`, benchmarks/seed_spread.py `distill`), then against the big
@@ -55,7 +55,7 @@ def main() -> None:
     models["flip"] = train(RECIPE, out / "kd_big_long2000_ti_flip", *student, *LONG_STEPS, long_kd(big, flip=True))
     models["pool8k"] = train(RECIPE, out / "kd_big_long2000_ti_8k", *student, *LONG_STEPS, long_kd(big, pool=8000))
     models["kl"] = train(RECIPE, out / "kd_big_long2000_ti_kl", *student, *LONG_STEPS, long_kd(big, loss="kl"))
-    # twice the steps: 5 seeds of the distilled student, 2 of the student alone at the same steps
+    # twice the steps: 5 seeds of the distilled student, 3 of the student alone at the same steps
     for s in range(5):
         tail = f"_s{s}" if s else ""
         name = "e40" if s == 0 else f"e40_s{s}"
@@ -63,7 +63,7 @@ def main() -> None:
             RECIPE, out / f"kd_big_long2000_ti_e40{tail}", *student, *E40, long_kd(big), f"train.seed={s}"
         )
         groups["kd_big_e40"].append(name)
-        if s < 2:
+        if s < 3:
             models[f"nt_e40_{s}"] = train(RECIPE, out / f"no_teacher_e40{tail}", *long_student(FM), *E40,
                                           f"adapt=[{DECAY}]", f"train.seed={s}")  # fmt: skip
             groups["no_teacher_e40"].append(f"nt_e40_{s}")
