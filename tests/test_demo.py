@@ -82,7 +82,8 @@ def test_quick_unlabelled_scenario_trains_a_mean_teacher_without_infant_labels(t
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["scenario"] == "unlabelled"
-    assert list(summary["runs"]) == ["full FT, infant labels", "mean teacher, 0 infant labels"]
+    zero = ["mean teacher, 0 infant labels", "self-training x2, 0 infant labels"]
+    assert list(summary["runs"]) == ["full FT, infant labels", *zero]
     # the zero-label run is the shipped mean-teacher recipe: labelled adults, the infants' file as unlabelled crops
     recipe = yaml.safe_load((out / "runs" / "mean_teacher" / "recipe.yaml").read_text())
     assert recipe["data"]["train"][0]["synth"]["population"] == "adult"
@@ -93,9 +94,27 @@ def test_quick_unlabelled_scenario_trains_a_mean_teacher_without_infant_labels(t
     top, src = "infants (top)", "foundation model"
     gain = rows[("full FT, infant labels", top)] - rows[(src, top)]
     assert gain > 0  # labels help; the share printed is the mean teacher's part of that gain
-    share = (rows[("mean teacher, 0 infant labels", top)] - rows[(src, top)]) / gain
-    assert summary["gain_recovered"] == pytest.approx(share)
-    assert f"{100 * share:.1f}% of the AP gain" in proc.stdout
+    for label in zero:
+        share = (rows[(label, top)] - rows[(src, top)]) / gain
+        assert summary["gain_recovered"][label] == pytest.approx(share)
+        assert f"{label}: {100 * share:.1f}% of the AP gain" in proc.stdout
+    # self-training: round 2 trains on round 1's model's labels of the infants' boxes, never on their keypoints
+    st = out / "runs" / "self_training"
+    recipe = yaml.safe_load((st / "round2" / "recipe.yaml").read_text())
+    assert recipe["data"]["train"][0]["ann"] == str(st / "round2_labels.json")
+    assert recipe["data"]["train"][1]["synth"]["population"] == "adult"
+    from poseadapt.demo.data import set_folder
+    from poseadapt.demo.settings import settings_for
+
+    quick = settings_for(True, "unlabelled")
+    truth_file = set_folder(out / "data", quick.infant_train, quick.image_size) / "annotations/infant_coco17.json"
+    truth = json.loads(truth_file.read_text())
+    gt = {a["id"]: a["keypoints"] for a in truth["annotations"]}
+    for r in (1, 2):
+        labels = json.loads((st / f"round{r}_labels.json").read_text())["annotations"]
+        assert len(labels) == len(gt) and all(a["keypoints"] != gt[a["id"]] for a in labels)
+    r1, r2 = (json.loads((st / f"round{r}_labels.json").read_text())["annotations"] for r in (1, 2))
+    assert any(a["keypoints"] != b["keypoints"] for a, b in zip(r1, r2, strict=True))  # round 2: a new labeller
 
 
 def test_default_demo_adapts_at_its_larger_crops_and_the_small_presets_keep_the_recipes(tmp_path: Path) -> None:
