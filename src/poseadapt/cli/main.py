@@ -355,7 +355,8 @@ def demo(
         str,
         typer.Option(
             "--scenario",
-            help="labelled: adapt with the infants' labels four ways; unlabelled: a mean teacher without them.",
+            help="labelled: adapt with the infants' labels four ways; unlabelled: a mean teacher and self-training "
+            "without them.",
         ),
     ] = "labelled",
 ) -> None:
