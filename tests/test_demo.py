@@ -20,12 +20,16 @@ import yaml
 LABELS = ("full FT", "LoRA r8 + head", "head only", "full FT + rehearsal")
 KEYS = ("full", "lora", "head_only", "rehearsal")
 TESTS = ("infants (top)", "infants (diagonal)", "adults (any view)", "infants (diagonal), upright test")
+# one xdist worker runs every demo, one after another, so the module's quick run is made once; each demo gets one
+# torch thread, as the suite runs on 2 workers (two threads each on 2 cores slowed the demos several-fold)
+pytestmark = pytest.mark.xdist_group("demo")
+DEMO_ENV = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess, float]:
     out = tmp_path_factory.mktemp("demo") / "out"
-    env = {**os.environ, "COLUMNS": "200"}
+    env = DEMO_ENV
     cmd = [sys.executable, "-m", "poseadapt.cli.main", "demo", "--quick", "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
@@ -78,7 +82,7 @@ def test_quick_demo_numbers_are_finite_with_intervals_and_a_real_gain(quick_run)
 def test_quick_unlabelled_scenario_trains_a_mean_teacher_without_infant_labels(tmp_path: Path) -> None:
     out = tmp_path / "unl"
     cmd = [sys.executable, "-m", "poseadapt.cli.main", "demo", "--quick", "--scenario", "unlabelled", "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=DEMO_ENV, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["scenario"] == "unlabelled"
