@@ -29,10 +29,9 @@ DEMO_ENV = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THR
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess, float]:
     out = tmp_path_factory.mktemp("demo") / "out"
-    env = DEMO_ENV
     cmd = [sys.executable, "-m", "poseadapt.cli.main", "demo", "--quick", "--out", str(out)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=DEMO_ENV, timeout=900)
     return out, proc, time.perf_counter() - t0
 
 

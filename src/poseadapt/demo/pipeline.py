@@ -189,8 +189,7 @@ def mean_teacher_run(run_dir: Path, settings: DemoSettings, source: str | Path, 
 
     def edit(d: dict[str, Any]) -> None:
         d["model"]["checkpoint"] = str(source)
-        d["data"]["train"][0]["synth"].update(n=anchor.n, seed=anchor.seed, size=settings.image_size)
-        d["data"]["val"] = None
+        _anchor_adults(d, settings)
         d["schedule"]["epochs"] = settings.epochs
         for entry in d["adapt"]:
             if "mean_teacher" in entry:  # the coco17 file's keypoints are ignored: only its boxes are read
@@ -203,6 +202,14 @@ def mean_teacher_run(run_dir: Path, settings: DemoSettings, source: str | Path, 
     return _train(_recipe(MEAN_TEACHER_RECIPE, edit), run_dir)
 
 
+def _anchor_adults(d: dict[str, Any], settings: DemoSettings) -> None:
+    """Zero-label runs: the mean-teacher recipe's labelled adults (its first training set) at the demo's sizes."""
+    assert settings.anchor is not None
+    anchor = settings.anchor
+    d["data"]["train"][0]["synth"].update(n=anchor.n, seed=anchor.seed, size=settings.image_size)
+    d["data"]["val"] = None
+
+
 def self_training_run(
     run_dir: Path, settings: DemoSettings, run: RunSpec, source: str | Path, train: Any, console: Console
 ) -> Path:
@@ -213,8 +220,6 @@ def self_training_run(
     from poseadapt.interop.checkpoint import load_checkpoint
     from poseadapt.synth.coco_writer import write_json_atomic
 
-    assert settings.anchor is not None
-    anchor = settings.anchor
     boxes = read_boxes_file(train.annotations["coco17"])  # boxes only: its keypoints are dropped below
     labeller: str | Path = source
     for r in range(1, run.rounds + 1):
@@ -226,10 +231,8 @@ def self_training_run(
 
         def edit(d: dict[str, Any], labels_path: Path = labels_path) -> None:
             d["model"]["checkpoint"] = str(source)
-            adults = {"synth": {"population": anchor.population, "view": anchor.view, "n": anchor.n,
-                                "seed": anchor.seed, "size": settings.image_size}}  # fmt: skip
-            d["data"]["train"] = [{"ann": str(labels_path), "images": str(train.images)}, adults]
-            d["data"]["val"] = None
+            _anchor_adults(d, settings)
+            d["data"]["train"].insert(0, {"ann": str(labels_path), "images": str(train.images)})
             d["schedule"]["epochs"] = settings.epochs
             d["optim"]["lr"] = run.lr
             d["adapt"] = run.adapt
