@@ -28,6 +28,7 @@ RECIPE = {
         "batch_size": 16,
         "workers": 0,
         "device": "cpu",
+        "amp": False,  # 'auto' turns bf16 on for CPUs with AVX-512 BF16; the final check re-scores in fp32
         "log_interval": 4,
         "flip_test": False,
         "tensorboard": False,
