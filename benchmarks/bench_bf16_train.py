@@ -19,7 +19,7 @@ import time
 import torch
 
 from poseadapt.models.factory import create_model
-from poseadapt.train.engine import cpu_flags
+from poseadapt.train.engine import cpu_bf16_speedup, cpu_flags, resolve_amp
 
 
 def main() -> None:
@@ -60,6 +60,8 @@ def main() -> None:
     for mode in ("fp32", "bf16"):
         print(f"{mode}: forward+backward {med[mode]:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in times[mode])})")
     print(f"bf16 speed-up: {med['fp32'] / med['bf16']:.2f}x (per round {per_round:.2f}x), medians of {args.runs}")
+    auto = resolve_amp("auto", torch.device("cpu"))
+    print(f"amp auto's GEMM probe: bf16 {cpu_bf16_speedup():.2f}x fp32 -> bf16 autocast {'on' if auto else 'off'}")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +29,13 @@ DEMO_ENV = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THR
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess, float]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.CompletedProcess, float]]:
     out = tmp_path_factory.mktemp("demo") / "out"
     cmd = [sys.executable, "-m", "poseadapt.cli.main", "demo", "--quick", "--out", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=DEMO_ENV, timeout=900)
-    return out, proc, time.perf_counter() - t0
+    yield out, proc, time.perf_counter() - t0
+    shutil.rmtree(out.parent, ignore_errors=True)  # ~200 MB of checkpoints; CI's disk is not always roomy
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""bf16 autocast on CPU: `amp: auto` follows the CPU's native bf16 support (and a one-off parity check), and a
+"""bf16 autocast on CPU: `amp: auto` follows the CPU's native bf16 support (and one-off parity and speed checks), and a
 few bf16 training steps and a bf16 validation agree with fp32."""
 
 from __future__ import annotations
@@ -25,19 +25,26 @@ def test_auto_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "cpu_flags", lambda: {"avx2", "avx512f"})
     assert engine.resolve_amp("auto", CPU) is False
     monkeypatch.setattr(engine, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(engine, "cpu_bf16_speedup", lambda: 2.0)
     assert engine.resolve_amp("auto", CPU) is engine.cpu_bf16_parity()
+    monkeypatch.setattr(engine, "cpu_bf16_speedup", lambda: 0.6)  # flags say yes, bf16 GEMMs run at half speed
+    assert engine.resolve_amp("auto", CPU) is False
+    monkeypatch.setattr(engine, "cpu_bf16_speedup", lambda: 2.0)
     monkeypatch.setattr(engine, "cpu_flags", lambda: {"amx_bf16", "amx_tile"})
     monkeypatch.setattr(engine, "cpu_bf16_parity", lambda: False)  # flags say yes, the parity check says no
     assert engine.resolve_amp("auto", CPU) is False
     assert engine.resolve_amp(True, CPU) is True and engine.resolve_amp(False, CPU) is False
 
 
-def test_parity_check_leaves_the_global_rng_alone() -> None:
+def test_parity_and_speed_checks_leave_the_global_rng_alone() -> None:
     engine.cpu_bf16_parity.cache_clear()
+    engine.cpu_bf16_speedup.cache_clear()
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
     assert isinstance(engine.cpu_bf16_parity(), bool)
+    speedup = engine.cpu_bf16_speedup()
+    assert 0.0 < speedup < 100.0  # a ratio of two measured GEMM times (about 0.6 on a CPU emulating bf16, 2+ native)
     assert torch.equal(torch.rand(3), expected)
 
 

@@ -21,6 +21,7 @@ import functools
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,14 +117,44 @@ def cpu_bf16_parity() -> bool:
     return bool(torch.isfinite(low).all() and err < 0.03)
 
 
+BF16_MIN_SPEEDUP = 1.2  # 'auto' wants bf16 GEMMs at least this much faster than fp32 ones
+
+
+@functools.cache
+def cpu_bf16_speedup(size: int = 512, rounds: int = 5, reps: int = 3) -> float:
+    """One-off measure of a bf16 GEMM's speed against fp32's on this CPU (median of interleaved rounds; ~50 ms).
+
+    The flags alone mislead: some virtual machines report avx512_bf16 while their bf16 GEMMs run at half the fp32
+    speed, which made `amp: auto` training 1.75x slower there (docs/BENCHMARKS.md). Its own generator leaves the
+    global RNG alone."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+
+    def seconds(x: torch.Tensor, y: torch.Tensor) -> float:
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(x, y)
+        return time.perf_counter() - start
+
+    try:
+        seconds(a, b), seconds(a16, b16)  # warm-up: oneDNN picks and caches its kernels
+        ratios = sorted(seconds(a, b) / max(seconds(a16, b16), 1e-9) for _ in range(rounds))
+    except RuntimeError:
+        return 0.0
+    return ratios[len(ratios) // 2]
+
+
 def cpu_has_bf16() -> bool:
-    """Native bf16 on this CPU (AVX-512 BF16 or AMX flags) and the one-off parity check passes."""
-    return bool(cpu_flags() & set(CPU_BF16_FLAGS)) and cpu_bf16_parity()
+    """Native bf16 on this CPU: AVX-512 BF16 or AMX flags, the one-off parity check passes, and bf16 GEMMs are
+    measurably faster than fp32 ones."""
+    return bool(cpu_flags() & set(CPU_BF16_FLAGS)) and cpu_bf16_parity() and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP
 
 
 def resolve_amp(amp: bool | str, device: torch.device) -> bool:
-    """bf16 autocast: 'auto' turns it on for CUDA devices that support bf16 and for CPUs with native bf16 (after a
-    one-off parity check), off elsewhere; True demands it (on a CPU without native bf16 it runs, emulated, slowly)."""
+    """bf16 autocast: 'auto' turns it on for CUDA devices that support bf16 and for CPUs with native, faster bf16
+    (after one-off parity and speed checks), off elsewhere; True demands it (on a CPU without native bf16 it runs,
+    emulated, slowly)."""
     if amp == "auto":
         if device.type == "cpu":
             return cpu_has_bf16()
