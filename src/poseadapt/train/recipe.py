@@ -184,7 +184,9 @@ class ScheduleSection(Section):
 class TrainSection(Section):
     batch_size: int = Field(64, ge=1, description="per process")
     workers: int = Field(2, ge=0)
-    amp: Literal["auto", True, False] = "auto"
+    amp: Literal["auto", True, False] = Field(
+        "auto", description="bf16 autocast; auto: on for CUDA with bf16 and CPUs whose bf16 GEMMs time >= 1.2x fp32"
+    )
     grad_clip: float | None = Field(1.0, gt=0.0)
     ema: float | None = Field(None, gt=0.0, lt=1.0, description="EMA decay; null: no EMA")
     ema_warmup: int = Field(2000, ge=0)
