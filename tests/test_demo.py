@@ -22,8 +22,9 @@ import yaml
 LABELS = ("full FT", "LoRA r8 + head", "head only", "full FT + rehearsal")
 KEYS = ("full", "lora", "head_only", "rehearsal")
 TESTS = ("infants (top)", "infants (diagonal)", "adults (any view)", "infants (diagonal), upright test")
-# one xdist worker runs every demo, one after another, so the module's quick run is made once; each demo gets one
-# torch thread, as the suite runs on 2 workers (two threads each on 2 cores slowed the demos several-fold)
+# the module's demos run in two xdist groups ("demo", and "demo_quick_demo" for the tests of the module's quick run,
+# so that run is made once); each demo gets one torch thread, as the suite runs on 2 workers (two threads each on
+# 2 cores slowed the demos several-fold)
 pytestmark = pytest.mark.xdist_group("demo")
 DEMO_ENV = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
