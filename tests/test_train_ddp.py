@@ -20,7 +20,7 @@ import torch
 import torch.multiprocessing as mp
 
 from poseadapt.errors import PoseAdaptError
-from poseadapt.train import Hook, build_trainer, recipe_from_dict
+from poseadapt.train import Hook, build_trainer, engine, recipe_from_dict
 from poseadapt.train.checkpointing import load_train_state
 from poseadapt.train.distributed import check_ranks_agree, teardown
 
@@ -66,6 +66,8 @@ def _rank_main(rank: int, port: int, out: str, kind: str = "plain") -> None:
         RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
+    # `amp: auto` as if the ranks timed bf16 differently (rank 1 alone would pick it): rank 0's choice must hold
+    engine.resolve_amp = lambda amp, device: rank == 1
     rec = RecordSamples()
     try:
         trainer = build_trainer(recipe_from_dict(recipe(kind)), Path(out) / "run", hooks=(rec,))
@@ -80,7 +82,8 @@ def _rank_main(rank: int, port: int, out: str, kind: str = "plain") -> None:
         except PoseAdaptError as exc:
             refused = str(exc)
         torch.save({"state": state, "seen": rec.seen, "losses": rec.losses, "iteration": result.iteration,
-                    "after_epoch": rec.after_epoch, "refused": refused, "wrapped": trainer.wrapped_trainable},
+                    "after_epoch": rec.after_epoch, "refused": refused, "wrapped": trainer.wrapped_trainable,
+                    "autocast": trainer.autocast},
                    Path(out) / f"rank{rank}.pt")  # fmt: skip
     finally:
         teardown()
@@ -115,6 +118,7 @@ def test_two_process_ddp_on_cpu_keeps_ranks_identical(tmp_path: Path) -> None:
 
     # 16 samples, 2 ranks, batch 2: 4 steps per epoch on each rank, 8 in all
     assert r0["iteration"] == r1["iteration"] == 8
+    assert r0["autocast"] is False and r1["autocast"] is False  # rank 0's amp decision, on every rank
     for key, a in r0["state"].items():
         assert torch.equal(a, r1["state"][key]), f"ranks differ at {key}"
     init = build_model_weights()

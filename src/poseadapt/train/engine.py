@@ -213,7 +213,8 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.device = distributed.resolve_device(t.device, distributed.env_info())
         self.dist = distributed.setup(self.device)
-        self.autocast = resolve_amp(t.amp, self.device)
+        # rank 0 decides: 'auto' times a GEMM on each rank, and ranks near the threshold could otherwise disagree
+        self.autocast = bool(distributed.broadcast_object(resolve_amp(t.amp, self.device)))
         self.module = model.to(self.device)
         self.loss_terms = nn.ModuleList(loss_terms or [HeatmapMSE()]).to(self.device)
         self.hooks = list(hooks)
