@@ -17,6 +17,7 @@ from poseadapt.adapt.methods import build_methods
 from poseadapt.adapt.methods.adversarial import (
     DomainClassifier,
     balanced_domain_loss,
+    batch_domains,
     dann_lambda,
     reverse_gradient,
 )
@@ -123,7 +124,7 @@ def test_domains_tagged_unlabelled_ignored_classifier_optimised(tmp_path: Path) 
 
     for step in seen.steps:
         stream = np.asarray(step["stream"])
-        domain = step["domain"][:, 0].numpy() if step["domain"] is not None else np.zeros(len(stream))
+        domain = batch_domains({"domain": step["domain"]}, len(stream), torch.device("cpu")).numpy()
         np.testing.assert_array_equal(domain, np.where(stream == 1, 1, 0))  # adults 1; infants (any) 0
         weight = step["weight"].numpy()
         assert (weight[stream == 2] == 0).all()  # unlabelled infants: nothing for the supervised loss
@@ -135,6 +136,35 @@ def test_domains_tagged_unlabelled_ignored_classifier_optimised(tmp_path: Path) 
     assert state["steps_per_epoch"] == 2 and set(state["classifier"]) == set(method.classifier.state_dict())
     logged = (tmp_path / "adapt_log.csv").read_text().splitlines()[0]
     assert "adversarial/domain_acc" in logged and "adversarial/grl_lambda" in logged
+
+
+def test_zero_target_labels_own_data_is_the_source_and_a_mean_teachers_images_the_target(tmp_path: Path) -> None:
+    """DANN's first setting: the recipe's own labelled adults are the source, unlabelled infants (the method's own
+    stream and a mean teacher's) the target; nothing labelled is target."""
+    seen = Record()
+    r = recipe(own_data="source", max_lambda=0.0, weight=1.0)
+    r["adapt"][0]["adversarial"].pop("source")
+    r["data"]["train"] = {"synth": {"population": "adult", "view": "front", "n": 8, "size": 96, "seed": 5}}
+    unlabelled = {"synth": {"population": "infant", "view": "top", "n": 6, "size": 96, "seed": 13}}
+    r["adapt"].append({"mean_teacher": {"unlabelled": unlabelled, "ratio": 0.2, "rampup_iters": 1}})
+    trainer = build_trainer(recipe_from_dict(r), tmp_path, hooks=(seen,))
+    method = trainer.methods[0]
+    assert method.domains == ["target", "source"]
+    assert trainer.sampler.counts == [
+        8,
+        5,
+        3,
+    ]  # 8 / (1 - 0.5): own adults, adversarial's infants, the mean teacher's infants
+    trainer.fit()
+    for step in seen.steps:
+        stream = np.asarray(step["stream"])
+        domain = batch_domains({"domain": step["domain"]}, len(stream), torch.device("cpu"), untagged=1).numpy()
+        np.testing.assert_array_equal(domain, np.where(stream == 0, 1, 0))  # adults source; all infants target
+        assert (step["weight"].numpy()[stream != 0] == 0).all()  # no infant label reaches the supervised loss
+    with pytest.raises(PoseAdaptError, match="own_data: source needs 'target_unlabelled'"):
+        bad = recipe(own_data="source")
+        bad["adapt"][0]["adversarial"].pop("target_unlabelled")
+        build_methods(recipe_from_dict(bad).adapt)
 
 
 def test_schedule_follows_progress_and_synthetic_third_domain(tmp_path: Path) -> None:

@@ -354,3 +354,45 @@ def test_one_piece_and_swimwear_outfits_and_others_unchanged():
     plain = get_population("adult", one_piece=0.0, swimwear=0.0)
     a, b = render_sample(7, "adult", view="random", size=64), render_sample(7, plain, view="random", size=64)
     np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_thermal_look_keeps_every_label_and_images_by_heat_not_colour():
+    """The thermal camera sees the same scene: identical keypoints, visibility and silhouettes; a grey image in
+    which bodies are warmer than the room and bare skin warmer than clothing, whatever the clothes' colours."""
+    skin_minus_cloth, body_minus_room = [], []
+    for i in range(6):
+        seen = render_sample(i, "adult", view="random", size=128, seed=11)
+        hot = render_sample(i, "adult", view="random", size=128, seed=11, look="thermal")
+        for p, q in zip(seen.persons, hot.persons, strict=True):
+            assert np.array_equal(p.pixels, q.pixels) and np.array_equal(p.visibility, q.visibility)
+            assert np.array_equal(p.mask, q.mask)
+        img = hot.image.astype(np.float64)
+        assert np.array_equal(hot.image[..., 0], hot.image[..., 1]) and np.array_equal(
+            hot.image[..., 1], hot.image[..., 2]
+        )
+        mask = seen.persons[0].mask
+        eroded = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        room = ~cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        if eroded.sum() < 50:
+            continue
+        body_minus_room.append(img[..., 0][eroded].mean() - img[..., 0][room].mean())
+        # the head is bare skin; the chest wears a top (never skin-coloured in the adult style)
+        pts = seen.persons[0].pixels
+        head, chest = (
+            pts[KEYPOINT_INDEX["nose"]],
+            0.5 * (pts[KEYPOINT_INDEX["left_shoulder"]] + pts[KEYPOINT_INDEX["right_hip"]]),
+        )
+        vis = seen.persons[0].visibility
+        if vis[KEYPOINT_INDEX["nose"]] == 2 and vis[KEYPOINT_INDEX["left_shoulder"]] == 2:
+            hx, hy = np.clip(np.round(head).astype(int), 0, 127)
+            cx, cy = np.clip(np.round(chest).astype(int), 0, 127)
+            if eroded[hy, hx] and eroded[cy, cx]:
+                skin_minus_cloth.append(img[hy, hx, 0] - img[cy, cx, 0])
+    assert len(body_minus_room) >= 4 and min(body_minus_room) > 40
+    assert skin_minus_cloth and np.mean(skin_minus_cloth) > 10
+    assert np.array_equal(
+        render_sample(3, "infant", view="top", size=64, seed=2, look="thermal").image,
+        next(iter_samples("infant", view="top", n=1, size=64, seed=2, start=3, look="thermal")).image,
+    )
+    with pytest.raises(PoseAdaptError, match="unknown look 'sonar'"):
+        render_sample(0, "adult", look="sonar")

@@ -48,6 +48,7 @@ def test_synth_schema_option_restricts_output(tmp_path, capsys):
         (["--schema", "no_such_schema"], "unknown schema"),
         (["--size", "4"], "image size"),
         (["--backgrounds", "/nonexistent/bg"], "does not exist"),
+        (["--look", "xray"], "unknown look 'xray'"),
     ],
 )
 def test_synth_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):

@@ -4,6 +4,10 @@
 epoch); `DomainTagged` carries its labels to the target head's schema by name and, when unlabelled, zeroes the
 target weights so only the method's own losses see the sample (the adversarial classifier, a distillation
 teacher).
+
+Domain tags travel as the per-keypoint extra `domain`, holding 1 + the domain index, so that the zeros the
+collate fills in for samples without one read as "untagged": the recipe's own sets, whose domain the consuming
+method decides (`tag_domain`, `untagged_domains`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,22 @@ class DomainData(MethodOptions):
         return self
 
 
+DOMAIN_KEY = "domain"
+TARGET_DOMAIN = 0  # the index every method gives target-domain images (unlabelled ones included)
+
+
+def tag_domain(extra: dict[str, Any], num_keypoints: int, domain: int) -> dict[str, Any]:
+    """`extra` with the sample's domain tag set (stored as 1 + `domain`; 0 is reserved for untagged)."""
+    extra[DOMAIN_KEY] = np.full(num_keypoints, float(domain) + 1.0, np.float32)
+    return extra
+
+
+def untagged_domains(tags: Any, untagged: int) -> Any:
+    """Domain indices from a batch's stored tags ((B,) floats, 1 + domain): `untagged` where no stream tagged."""
+    stored = tags.round().long()
+    return (stored - 1).where(stored > 0, stored.new_full((), int(untagged)))
+
+
 class DomainTagged(MappedDataset):
     """A top-down dataset in the head's schema, each item tagged with its domain (and unlabelled if asked).
 
@@ -51,8 +71,7 @@ class DomainTagged(MappedDataset):
 
     def transform(self, item: dict[str, Any]) -> dict[str, Any]:
         k = len(item["target_weight"])
-        extra = dict(item.get("extra", {}))
-        extra["domain"] = np.full(k, float(self.domain), np.float32)
+        extra = tag_domain(dict(item.get("extra", {})), k, self.domain)
         if not self.labelled:
             item["target_weight"] = np.zeros(k, np.float32)
             extra["pseudo_mask"] = np.zeros(k, np.float32)  # nothing here for a teacher either

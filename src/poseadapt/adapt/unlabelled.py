@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from poseadapt.adapt.streams import TARGET_DOMAIN, tag_domain
 from poseadapt.data.augment import TopDownSample, Transform, split_stages
 
 
@@ -162,6 +163,7 @@ class TwoViewDataset:
             "target_weight": np.zeros(k, np.float32),
             "keypoints": keypoints,
             "meta": item["meta"],
+            "extra": tag_domain({}, k, TARGET_DOMAIN),  # unlabelled target images, for a domain classifier too
             "sample_extra": {
                 "weak_image": weak,
                 "unlabelled": np.float32(1.0),

@@ -157,14 +157,19 @@ def synth(
     preview: Annotated[
         bool, typer.Option("--preview", help="Write preview.png, a contact sheet with skeletons.")
     ] = False,
+    look: Annotated[
+        str,
+        typer.Option("--look", help="visible (a colour camera) | thermal (long-wave infrared: bodies by their heat)."),
+    ] = "visible",
     json_out: Annotated[bool, typer.Option("--json", help="Print the written paths as JSON.")] = False,
 ) -> None:
     """Render a synthetic population to images + COCO keypoint JSON (coco17 and the population's schema)."""
     from poseadapt.cli import synth_cmd
 
     synth_cmd.run(
-        population, view, n, size, out, seed, schema, people, backgrounds, image_format, workers, preview, json_out
-    )
+        population, view, n, size, out, seed, schema, people, backgrounds, image_format, workers, preview, json_out,
+        look,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- models

@@ -48,6 +48,7 @@ def run(
     workers: int,
     preview: bool,
     json_out: bool,
+    look: str = "visible",
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -57,7 +58,7 @@ def run(
     _prepare_out(out)
     console = Console(stderr=True)
     with Progress(
-        TextColumn(f"synth {population} ({view})"),
+        TextColumn(f"synth {population} ({view}{', thermal' if look == 'thermal' else ''})"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -80,6 +81,7 @@ def run(
                 image_format=image_format,
                 preview=preview,
                 workers=workers,
+                look=look,
                 progress=lambda done: bar.update(task, completed=done),
             )
         except OSError as exc:  # disk full, permissions changed mid-run: one line, not a traceback

@@ -36,6 +36,7 @@ class SynthStreamDataset:
         size: int = 256,
         seed: int = 0,
         people: int | tuple[int, int] = 1,
+        look: str = "visible",
         transforms: Sequence[Transform] | None = None,
         padding: float = 1.25,
     ) -> None:
@@ -50,6 +51,7 @@ class SynthStreamDataset:
         self.size = int(size)
         self.seed = int(seed)
         self.people = people
+        self.look = look
         self.transforms = transforms
         self.padding = float(padding)
         self.epoch = 0
@@ -75,7 +77,7 @@ class SynthStreamDataset:
         for attempt in range(8):
             k = int(epoch) * self.n + int(index) + attempt * 10_000_019
             sample = render_sample(
-                k, self.population, view=self.view, size=self.size, seed=self.seed, people=self.people
+                k, self.population, view=self.view, size=self.size, seed=self.seed, people=self.people, look=self.look
             )
             builder = CocoBuilder(self.schema, self.population.name, self.view, self.seed)
             builder.add(sample, f"stream_{k}.jpg")

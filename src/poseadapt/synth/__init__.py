@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 MAX_SIZE = 4096
+LOOKS = ("visible", "thermal")
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -50,15 +51,19 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index)])
 
 
-def _options(view: str, size: int | tuple[int, int], people: int | tuple[int, int]) -> RenderOptions:
+def _options(
+    view: str, size: int | tuple[int, int], people: int | tuple[int, int], look: str = "visible"
+) -> RenderOptions:
     check_view(view)
+    if look not in LOOKS:
+        raise PoseAdaptError(f"unknown look {look!r}; known: {', '.join(LOOKS)}")
     w, h = (size, size) if isinstance(size, int) else size
     if not (16 <= w <= MAX_SIZE and 16 <= h <= MAX_SIZE):
         raise PoseAdaptError(f"image size must be between 16 and {MAX_SIZE} pixels, got {w}x{h}")
     lo, hi = (people, people) if isinstance(people, int) else people
     if not 1 <= lo <= hi <= 8:
         raise PoseAdaptError(f"people per image must be a range within 1..8, got {lo}..{hi}")
-    return RenderOptions(width=int(w), height=int(h), view=view, people=(int(lo), int(hi)))
+    return RenderOptions(width=int(w), height=int(h), view=view, people=(int(lo), int(hi)), look=look)
 
 
 def _check_seed(seed: int) -> int:
@@ -76,11 +81,16 @@ def render_sample(
     seed: int = 0,
     people: int | tuple[int, int] = 1,
     backgrounds: BackgroundSource | Sequence[str | Path] | str | Path | None = None,
+    look: str = "visible",
 ) -> SynthSample:
-    """Render sample `index` of a dataset: the image and, per person, keypoints, visibility and silhouettes."""
+    """Render sample `index` of a dataset: the image and, per person, keypoints, visibility and silhouettes.
+
+    `look` is the camera: "visible" (colour) or "thermal" (long-wave infrared: the same scene, bodies and labels,
+    imaged by heat)."""
     pop = get_population(population)
     source = backgrounds if isinstance(backgrounds, BackgroundSource) else BackgroundSource(backgrounds)
-    return render_scene(sample_rng(_check_seed(seed), index), pop, _options(view, size, people), source, index=index)
+    options = _options(view, size, people, look)
+    return render_scene(sample_rng(_check_seed(seed), index), pop, options, source, index=index)
 
 
 def iter_samples(
@@ -93,10 +103,11 @@ def iter_samples(
     people: int | tuple[int, int] = 1,
     backgrounds: Sequence[str | Path] | str | Path | None = None,
     start: int = 0,
+    look: str = "visible",
 ) -> Iterator[SynthSample]:
     """Samples `start .. start+n-1`, rendered lazily (the way to stream a large set through training)."""
     pop = get_population(population)
-    options = _options(view, size, people)
+    options = _options(view, size, people, look)
     seed = _check_seed(seed)
     if n < 0:
         raise PoseAdaptError(f"n must be >= 0, got {n}")
@@ -115,6 +126,7 @@ def render_dataset(
     schema: str | Path | KeypointSchema = "coco17",
     people: int | tuple[int, int] = 1,
     backgrounds: Sequence[str | Path] | str | Path | None = None,
+    look: str = "visible",
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Render `n` images in memory: (BGR uint8 images, COCO keypoint dict in `schema`).
 
@@ -126,7 +138,9 @@ def render_dataset(
     kschema = get_schema(schema)
     builder = CocoBuilder(kschema, pop.name, view, seed)
     images = []
-    for sample in iter_samples(pop, view=view, n=n, size=size, seed=seed, people=people, backgrounds=backgrounds):
+    for sample in iter_samples(
+        pop, view=view, n=n, size=size, seed=seed, people=people, backgrounds=backgrounds, look=look
+    ):
         builder.add(sample, image_file_name(pop.name, sample.index, "jpg"))
         images.append(sample.image)
     return images, builder.to_dict()
@@ -161,6 +175,7 @@ def write_dataset(
     preview: bool = False,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    look: str = "visible",
 ) -> DatasetFiles:
     """Render `n` images to `out_dir/images/` and COCO files to `out_dir/annotations/{population}_{schema}.json`.
 
@@ -186,7 +201,7 @@ def write_dataset(
         raise PoseAdaptError(f"n must be >= 1, got {n}")
     if workers < 1:
         raise PoseAdaptError(f"workers must be >= 1, got {workers}")
-    options = _options(view, size, people)
+    options = _options(view, size, people, look)
     BackgroundSource(backgrounds)  # validate the paths now, before any work
     return write_dataset_files(
         Path(out_dir),

@@ -81,6 +81,10 @@ _PASTEL_RGB = np.array(
 )
 
 
+CLOTH_HEAT = 0.72  # thin clothing over warm skin
+MATERIAL_HEAT = {"hair": 0.5, "shoes": 0.35}
+
+
 @dataclass(frozen=True)
 class Outfit:
     """One person's material colours (BGR) and stripe patterns (0 = plain, else stripes per segment)."""
@@ -88,6 +92,13 @@ class Outfit:
     colors: dict[str, np.ndarray]
     patterns: dict[str, float]
     bald: bool
+
+    def heat(self, material: str) -> float:
+        """How warm the material looks to a thermal camera (0 the room .. 1 bare skin): bare parts (a material
+        that shares the skin's colour) glow, thin clothing a little less, hair and shoes least."""
+        if self.colors[material] is self.colors["skin"]:
+            return 1.0
+        return MATERIAL_HEAT.get(material, CLOTH_HEAT)
 
 
 def _bgr(rgb: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ WHEELCHAIR_POINTS: tuple[str, ...] = (
     "left_push_handle",
     "right_push_handle",
 )
+BLANKET_HEAT = 0.45  # warmed by the infant beneath it (thermal look)
 PROP_POINT_TOLERANCE = 0.03  # metres: a prop keypoint is visible when nothing lies more than this in front of it
 
 
@@ -208,7 +209,7 @@ def add_blanket(prims: PrimitiveList, rng: np.random.Generator, sk: Skeleton3D, 
     a0, a1 = p(top_s, mid, ridge), p(end_s, mid, ridge)
     for sgn in (-1.0, 1.0):
         edge0, edge1 = p(top_s, mid + sgn * half, 0.005), p(end_s, mid + sgn * half, 0.005)
-        prims.panel([np.stack([a0, a1, edge1, edge0])], color, owner, stripes)
+        prims.panel([np.stack([a0, a1, edge1, edge0])], color, owner, stripes, BLANKET_HEAT)
     for s_end, ridge_pt in ((top_s, a0), (end_s, a1)):
         end_cap = np.stack([ridge_pt, p(s_end, mid + half, 0.005), p(s_end, mid - half, 0.005)])
-        prims.panel([end_cap], color * 0.95, owner, stripes)
+        prims.panel([end_cap], color * 0.95, owner, stripes, BLANKET_HEAT)

@@ -19,11 +19,13 @@ from poseadapt.synth.body import cross3
 from poseadapt.synth.camera import Camera
 
 NEAR = 0.05  # metres: primitives closer to the camera than this are dropped
+PROP_HEAT = 0.12  # furniture and aids: a little above the room (0) in the thermal look
 
 
 @dataclass
 class PrimitiveList:
-    """Capsules and panels in world coordinates, each with a BGR colour, a stripe frequency and an owner tag."""
+    """Capsules and panels in world coordinates, each with a BGR colour, a stripe frequency, an owner tag and a
+    heat (0 room temperature .. 1 bare skin) for the thermal look."""
 
     cap_a: list[np.ndarray] = field(default_factory=list)
     cap_b: list[np.ndarray] = field(default_factory=list)
@@ -32,13 +34,23 @@ class PrimitiveList:
     cap_color: list[np.ndarray] = field(default_factory=list)
     cap_pattern: list[float] = field(default_factory=list)
     cap_owner: list[int] = field(default_factory=list)
+    cap_heat: list[float] = field(default_factory=list)
     panel_loops: list[list[np.ndarray]] = field(default_factory=list)
     panel_color: list[np.ndarray] = field(default_factory=list)
     panel_pattern: list[float] = field(default_factory=list)
     panel_owner: list[int] = field(default_factory=list)
+    panel_heat: list[float] = field(default_factory=list)
 
     def capsule(
-        self, a: np.ndarray, b: np.ndarray, ra: float, rb: float, color: np.ndarray, owner: int, pattern: float = 0.0
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        ra: float,
+        rb: float,
+        color: np.ndarray,
+        owner: int,
+        pattern: float = 0.0,
+        heat: float = PROP_HEAT,
     ) -> None:
         self.cap_a.append(a)
         self.cap_b.append(b)
@@ -47,13 +59,17 @@ class PrimitiveList:
         self.cap_color.append(color)
         self.cap_pattern.append(float(pattern))
         self.cap_owner.append(owner)
+        self.cap_heat.append(float(heat))
 
-    def panel(self, loops: list[np.ndarray], color: np.ndarray, owner: int, pattern: float = 0.0) -> None:
+    def panel(
+        self, loops: list[np.ndarray], color: np.ndarray, owner: int, pattern: float = 0.0, heat: float = PROP_HEAT
+    ) -> None:
         """A planar polygon (first loop) with optional holes (further loops), vertices (M, 3) in world metres."""
         self.panel_loops.append([np.asarray(p, dtype=float) for p in loops])
         self.panel_color.append(color)
         self.panel_pattern.append(float(pattern))
         self.panel_owner.append(owner)
+        self.panel_heat.append(float(heat))
 
     def owners(self) -> np.ndarray:
         """Owner tag of every primitive id (capsules first, then panels)."""
@@ -133,6 +149,45 @@ def compose_color(buf: Buffers, prims: PrimitiveList, light: Light, ws: Workspac
     np.greater_equal(buf.ids, 0, out=ws.mask, casting="unsafe")
     cv2.copyTo(ws.color2, ws.mask, ws.color)
     return ws.color
+
+
+def compose_thermal(buf: Buffers, prims: PrimitiveList, ws: Workspace, rng: np.random.Generator) -> np.ndarray:
+    """A long-wave infrared (white-hot) frame in `ws.color`: grey levels follow each surface's heat, not its
+    colour, so clothing patterns and lighting vanish, skin glows and the room stays dark.
+
+    The visible background drawn in `ws.color` survives only as a faint, blurred temperature variation (floors
+    and walls are not uniform); body surfaces dim slightly where they turn from the camera. The grey levels then
+    pass through a random automatic-gain window, as a thermal camera's AGC maps its scene range to 8 bits.
+    """
+    h, w = ws.shape
+    gray = cv2.cvtColor(ws.color, cv2.COLOR_BGR2GRAY) * np.float32(1.0 / 255.0)
+    room = cv2.GaussianBlur(gray, (0, 0), max(h, w) / 40.0)
+    room -= np.float32(room.mean())
+    room *= np.float32(rng.uniform(0.05, 0.15))
+    heats = np.asarray(prims.cap_heat + prims.panel_heat + [0.0], dtype=np.float32)
+    heat = np.take(heats, buf.ids)
+    heat *= np.float32(0.88) + np.float32(0.12) * np.clip(buf.shade, 0.0, 1.0)
+    drawn = buf.ids >= 0
+    temperature = np.where(drawn, heat, room)
+    low, high = rng.uniform(0.05, 0.25), rng.uniform(0.78, 0.97)
+    level = (np.float32(low) + np.float32(high - low) * temperature) * np.float32(255.0)
+    cv2.merge([level, level, level], dst=ws.color)
+    return ws.color
+
+
+def finish_thermal(ws: Workspace, rng: np.random.Generator, noise_max: float) -> np.ndarray:
+    """A thermal sensor's low resolution (the frame resampled down 2-4x and back up) and its noise, then 8-bit."""
+    h, w = ws.shape
+    factor = rng.uniform(2.0, 4.0)
+    small = cv2.resize(ws.color, (max(4, round(w / factor)), max(4, round(h / factor))), interpolation=cv2.INTER_AREA)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise = rng.uniform(0.0, noise_max)
+    if noise > 0.5:
+        unit = _unit_noise(rng, h, w)
+        cv2.merge([unit, unit, unit], dst=ws.color3)
+        cv2.scaleAdd(ws.color3, float(noise), img, dst=img)
+    np.maximum(img, 0.0, out=img)
+    return cv2.convertScaleAbs(img)
 
 
 def _draw_capsules(

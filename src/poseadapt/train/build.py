@@ -231,7 +231,14 @@ def build_dataset(
         s = src.synth
         schema = src.schema_name or head_schema
         bgr, coco = render_dataset(
-            s.resolved_population(), view=s.view, n=s.n, size=s.size, seed=s.seed, schema=schema, people=s.people
+            s.resolved_population(),
+            view=s.view,
+            n=s.n,
+            size=s.size,
+            seed=s.seed,
+            schema=schema,
+            people=s.people,
+            look=s.look,
         )
         data = coco_keypoints_from_dict(coco, schema, source=f"synth:{s.population}")
         images = {
@@ -350,6 +357,7 @@ def _synth_stream(src: DataSource, key: str, model: Any, head_schema: Any, paddi
         size=s.size,
         seed=s.seed,
         people=people,
+        look=s.look,
         transforms=transforms,
         padding=padding,
     )

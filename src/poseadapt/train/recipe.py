@@ -74,6 +74,9 @@ class SynthSource(Section):
     size: int = Field(256, ge=16)
     seed: int = Field(0, ge=0)
     people: int | tuple[int, int] = Field(1, description="people per image, or a [min, max] range (1..8)")
+    look: Literal["visible", "thermal"] = Field(
+        "visible", description="the camera: visible (colour) or thermal (long-wave infrared, bodies by their heat)"
+    )
     stream: bool = Field(False, description="render every sample afresh as it is drawn (n per epoch, never repeated)")
     overrides: dict[str, Any] = Field(
         default_factory=dict,

@@ -9,9 +9,11 @@ Domains (class indices of the classifier):
 
 - 0, **target**: the recipe's own `data.train` sets (e.g. 50 labelled infants) and the optional
   `target_unlabelled` stream (infant crops whose keypoints are ignored: zero target weights, so the supervised
-  loss never sees them; only the domain loss does).
+  loss never sees them; only the domain loss does). A `mean_teacher`'s unlabelled images count as target too.
 - 1, **source**: labelled source data (`source`, e.g. adults), carried to the target head's schema by name and
-  supervised like rehearsal data (it also guards against forgetting).
+  supervised like rehearsal data (it also guards against forgetting). With `own_data: source` the recipe's own
+  `data.train` sets are the source instead: DANN's first setting, labelled source and unlabelled target only
+  (zero target labels; `target_unlabelled` is then required).
 - 2 (or 1 without a source), **synthetic**: optional synthetic target images as a third domain (`synthetic`:
   labelled by default), FiDIP's real-vs-synthetic split.
 
@@ -24,9 +26,9 @@ What it is: a generic DANN on any `poseadapt` backbone and any schema. What it i
 alternates classifier and pose-network updates with its own optimiser settings on a Pose-ResNet, and pre-trains the
 classifier; here both train in one step (the reversal makes that equivalent to the min-max game) with the
 recipe's optimiser, and the classifier starts from scratch. Every domain tag travels as the per-keypoint array
-`domain` under an item's `extra` (untagged samples, the recipe's own sets, are target); a sample from another
-method's stream (rehearsal's adults) therefore counts as target: do not combine `rehearsal` with this method's
-`source` (it already replays the source).
+`domain` under an item's `extra` (`poseadapt.adapt.streams`); untagged samples (the recipe's own sets) take the
+domain `own_data` names. A sample from another method's untagged stream (rehearsal's adults) therefore counts as
+that domain too: do not combine `rehearsal` with this method's `source` (it already replays the source).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from poseadapt.adapt.method import AdaptContext, DataStream, Method, MethodOptions, StepOutputs
-from poseadapt.adapt.streams import DomainData, DomainTagged
+from poseadapt.adapt.streams import DOMAIN_KEY, DomainData, DomainTagged, untagged_domains
 from poseadapt.errors import DataError, PoseAdaptError
 
 TARGET, SOURCE = 0, 1
@@ -102,12 +104,12 @@ class DomainClassifier(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------- data
-def batch_domains(batch: dict[str, Any], size: int, device: torch.device) -> torch.Tensor:
-    """(B,) domain indices of a device batch (untagged samples: target)."""
-    tags = batch.get("domain")
+def batch_domains(batch: dict[str, Any], size: int, device: torch.device, untagged: int = TARGET) -> torch.Tensor:
+    """(B,) domain indices of a device batch; samples no stream tagged (the recipe's own) get `untagged`."""
+    tags = batch.get(DOMAIN_KEY)
     if tags is None:
-        return torch.zeros(size, dtype=torch.long, device=device)
-    return tags[:, 0].round().long()
+        return torch.full((size,), int(untagged), dtype=torch.long, device=device)
+    return untagged_domains(tags[:, 0], untagged)
 
 
 def balanced_domain_loss(logits: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
@@ -124,6 +126,11 @@ class AdversarialOptions(MethodOptions):
         None, description="target-domain images whose keypoints are ignored (domain 0, as data.train)"
     )
     synthetic: DomainData | None = Field(None, description="synthetic target images: a third domain (labelled)")
+    own_data: Literal["target", "source"] = Field(
+        "target",
+        description="domain of the recipe's own data.train: target (a few labelled target images) or source "
+        "(labelled source images, when the target has no labels at all; needs target_unlabelled)",
+    )
     weight: float = Field(1.0, gt=0.0, description="weight of the domain-classifier loss")
     max_lambda: float = Field(1.0, ge=0.0, description="peak strength of the gradient reversal")
     schedule: Literal["dann", "constant"] = Field("dann", description="dann: 2/(1+exp(-gamma p))-1; constant: 1")
@@ -141,7 +148,10 @@ class AdversarialOptions(MethodOptions):
 
     @model_validator(mode="after")
     def _domains(self) -> AdversarialOptions:
-        if self.source is None and self.synthetic is None:
+        if self.own_data == "source":
+            if self.target_unlabelled is None:
+                raise ValueError("own_data: source needs 'target_unlabelled': the target domain's images")
+        elif self.source is None and self.synthetic is None:
             raise ValueError(
                 "give 'source' or 'synthetic': the domain classifier needs a second domain besides the target"
             )
@@ -174,6 +184,7 @@ class Adversarial(Method):
         index = 1
         if o.source is not None:
             out.append(("source", o.source, index, True if o.source.labelled is None else o.source.labelled))
+        if o.source is not None or o.own_data == "source":
             index += 1
         if o.target_unlabelled is not None:
             out.append(("target_unlabelled", o.target_unlabelled, TARGET, False))
@@ -191,7 +202,8 @@ class Adversarial(Method):
 
     def prepare(self, model: nn.Module, ctx: AdaptContext) -> nn.Module:
         channels = _feature_channels(model, ctx.key)
-        self.domains = ["target"] + [role for role, _, d, _ in self.roles() if d != TARGET]
+        self.domains = ["target"] + (["source"] if self.options.own_data == "source" else [])
+        self.domains += [role for role, _, d, _ in self.roles() if d != TARGET and role not in self.domains]
         o = self.options
         self.classifier = DomainClassifier(channels, len(self.domains), o.hidden, o.layers, o.dropout)
         self.epochs = int(ctx.recipe.schedule.epochs)
@@ -244,7 +256,8 @@ class Adversarial(Method):
         self.classifier.reversal.scale = scale
         self.steps_in_epoch += 1
         logits = self.classifier(out.features)
-        domains = batch_domains(batch, logits.shape[0], logits.device)
+        untagged = SOURCE if self.options.own_data == "source" else TARGET
+        domains = batch_domains(batch, logits.shape[0], logits.device, untagged)
         loss = balanced_domain_loss(logits, domains)
         with torch.no_grad():
             acc = (logits.argmax(1) == domains).float().mean()

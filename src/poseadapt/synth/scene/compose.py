@@ -41,7 +41,9 @@ from poseadapt.synth.render import (
     PrimitiveList,
     Workspace,
     compose_color,
+    compose_thermal,
     finish_image,
+    finish_thermal,
     rasterize,
     workspace,
 )
@@ -66,6 +68,7 @@ class RenderOptions:
     people: tuple[int, int] = (1, 1)
     blur_max: float = 1.2
     noise_max: float = 6.0
+    look: str = "visible"  # "visible" (a colour camera) or "thermal" (long-wave infrared, white-hot)
 
 
 @dataclass
@@ -191,6 +194,7 @@ def add_body(prims: PrimitiveList, placed: PlacedPerson, owner: int) -> None:
             outfit.colors[material],
             owner,
             outfit.patterns.get(material, 0.0),
+            outfit.heat(material),
         )
 
 
@@ -209,6 +213,7 @@ def _merge(into: PrimitiveList, other: PrimitiveList, offset: np.ndarray, person
             other.cap_color[i],
             tag(other.cap_owner[i]),
             other.cap_pattern[i],
+            other.cap_heat[i],
         )
     for i in range(len(other.panel_loops)):
         into.panel(
@@ -216,6 +221,7 @@ def _merge(into: PrimitiveList, other: PrimitiveList, offset: np.ndarray, person
             other.panel_color[i],
             tag(other.panel_owner[i]),
             other.panel_pattern[i],
+            other.panel_heat[i],
         )
 
 
@@ -301,8 +307,12 @@ def render_placed(
     """Rasterise bodies (already in `prims`, person p owning tag 2p and its wheelchair 2p+1) over the background
     in `ws.color`, and label them."""
     buf = rasterize(camera, prims, light, ws)
-    compose_color(buf, prims, light, ws)
-    image = finish_image(ws, rng, options.blur_max, options.noise_max)
+    if options.look == "thermal":
+        compose_thermal(buf, prims, ws, rng)
+        image = finish_thermal(ws, rng, options.noise_max)
+    else:
+        compose_color(buf, prims, light, ws)
+        image = finish_image(ws, rng, options.blur_max, options.noise_max)
     owners = np.append(prims.owners(), np.int32(-1)).astype(np.int32)  # id -1 (background) takes the last
     owner_img = np.take(owners, buf.ids, out=ws.owner)
     persons = [_label_person(p, q, camera, buf.depth, owner_img) for p, q in enumerate(placed)]
