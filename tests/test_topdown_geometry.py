@@ -20,6 +20,7 @@ from poseadapt.data.augment import (
     RandomBBoxTransform,
     RandomBlur,
     RandomFlip,
+    RandomGrayscale,
     RandomHalfBody,
     TopDownAffine,
     TopDownSample,
@@ -420,6 +421,27 @@ def test_hue_and_saturation_act_in_hsv():
     np.testing.assert_array_equal(green[0, 0], [0, 200, 0])
     grey = PhotometricDistortion.apply(image, 0.0, 1.0, 0.0, 0.0)
     np.testing.assert_array_equal(grey[0, 0], [200, 200, 200])
+
+
+def test_grayscale_is_luma_in_every_channel_inverted_on_request_and_keeps_labels():
+    sample = TopDownAffine(INPUT)(make_sample(textured_image()))
+    original, kpts = sample.image.copy(), sample.keypoints.copy()
+    luma = np.rint(original.astype(np.float64) @ [0.299, 0.587, 0.114])
+    for invert, expected in ((0.0, luma), (1.0, 255 - luma)):
+        s = TopDownAffine(INPUT)(make_sample(textured_image()))
+        out = RandomGrayscale(prob=1.0, invert_prob=invert)(s, np.random.default_rng(0))
+        assert np.abs(out.image[..., 0].astype(np.float64) - expected).max() <= 1
+        assert (out.image == out.image[..., :1]).all()
+        np.testing.assert_array_equal(out.keypoints, kpts)
+    applied = [
+        not np.array_equal(
+            RandomGrayscale(prob=0.3)(TopDownAffine(INPUT)(make_sample(textured_image())), rng).image, original
+        )
+        for rng in (np.random.default_rng(i) for i in range(200))
+    ]
+    assert abs(np.mean(applied) - 0.3) < 0.08
+    with pytest.raises(PoseAdaptError, match="invert_prob must be in"):
+        build_transforms([{"type": "RandomGrayscale", "invert_prob": 1.5}])
 
 
 def test_occlusion_paints_a_rectangle_and_keeps_labels():

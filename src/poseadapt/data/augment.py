@@ -468,6 +468,31 @@ class RandomBlur(Transform):
         return sample
 
 
+class RandomGrayscale(Transform):
+    """With probability `prob`, the crop in grey levels (ITU-R 601 luma in all three channels), inverted with
+    probability `invert_prob`.
+
+    Colour and its polarity carry no pose: a model that has only seen colour cameras reads an infrared or depth-
+    like frame (a thermal camera's white-hot or black-hot body) poorly. Training some crops in grey, some
+    inverted, leaves it the body's outline and shading, which every camera shares.
+    """
+
+    def __init__(self, prob: float = 0.2, invert_prob: float = 0.0) -> None:
+        self.prob = _check_prob("prob", prob)
+        self.invert_prob = _check_prob("invert_prob", invert_prob)
+
+    def __call__(self, sample: TopDownSample, rng: np.random.Generator) -> TopDownSample:
+        image = _require_uint8_crop(sample, "RandomGrayscale")
+        apply, invert = rng.random(2) < (self.prob, self.invert_prob)
+        if not apply:
+            return sample
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if invert:
+            gray = 255 - gray
+        sample.image = cv2.merge([gray, gray, gray])
+        return sample
+
+
 class CoarseOcclusion(Transform):
     """With probability `prob`, paint 1..`max_holes` rectangles (sides U(`size_range`) of the crop) with a random
     colour or noise.
@@ -633,6 +658,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
         TopDownAffine,
         PhotometricDistortion,
         RandomBlur,
+        RandomGrayscale,
         CoarseOcclusion,
         ProportionWarp,
         ToTensor,

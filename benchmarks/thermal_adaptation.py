@@ -1,0 +1,152 @@
+"""Issue 12's few- and zero-label comparisons on infants seen by a thermal camera (appearance and shape gaps).
+
+    .venv/bin/python benchmarks/thermal_adaptation.py few [--seeds 5] [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py zero [--out bench_out/thermal]
+
+On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
+level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
+infrared camera (`synth --look thermal`), as night-time cot recordings are, while the labelled adults stay visible:
+the gap FiDIP's and SHIFT's alignment is meant to close (SLP's in-bed IR; field request 13).
+
+Everything starts from `builtin:synthpose-vit-tiny`; training images are rendered in memory with seeds no test set
+uses. Test sets (200 images each, rendered into OUT/data): thermal infants top view (9101), thermal infants
+diagonal view (9103, a view no training image has), visible adults (9102, forgetting), visible infants top view
+(9101, the same people as the thermal test set: how much each model still reads the other camera).
+
+- `few`: 50 labelled thermal infants, seeds 0..N-1 of each recipe, scored with `compare --seeds` against
+  `finetune50` (synth-infant-50-finetune on the thermal infants). `adv`: synth-infant-adversarial with the
+  labelled infants 60% of each batch, seen as often as in finetune50 (benchmarks/issue12_variants.py's `adv_eq`),
+  300 labelled visible adults as source, 200 unlabelled thermal infants; `adv_control`: the same without the
+  reversed gradient (max_lambda 0), which isolates what the alignment adds over the adults' labels.
+- `zero`: no thermal infant label. `zero_adv`: DANN's first setting (the recipe's own 600 labelled visible adults
+  are the source, `own_data: source`; 600 unlabelled thermal infants the target), `zero_adv_l03` with a 30x
+  stronger reversal, `zero_control` without it; against `sup600`, the same 600 thermal infants WITH labels and as
+  many steps. Share of the supervised gain = (AP - AP_foundation) / (AP_sup600 - AP_foundation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from seed_spread import seed_table
+from unlabelled_methods_ap import FM, sh, train
+
+THERMAL = "look=thermal"
+
+
+def render_tests(data: Path) -> dict[str, Path]:
+    renders = {
+        "infant_thermal": ("infant", "top", 9101, "thermal"),
+        "infant_diag_thermal": ("infant", "diagonal", 9103, "thermal"),
+        "adult": ("adult", "random", 9102, "visible"),
+        "infant_visible": ("infant", "top", 9101, "visible"),
+    }
+    tests = {}
+    for name, (pop, view, seed, look) in renders.items():
+        folder = data / f"{name}_test"
+        if not (folder / "annotations").is_dir():
+            sh("synth", "--population", pop, "--view", view, "--n", "200", "--seed", str(seed), "--size", "256",
+               "--look", look, "--out", str(folder))  # fmt: skip
+        tests[name] = folder / f"annotations/{pop}_coco17.json"
+    return tests
+
+
+def few_runs(runs: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list[str]]]:
+    common = ("data.train.synth.n=50", "data.train.synth.look=thermal", f"model.checkpoint={FM}")
+    adv = ("adapt.0.adversarial.source.synth.n=300", "adapt.0.adversarial.target_unlabelled.synth.n=200",
+           "adapt.0.adversarial.target_unlabelled.synth.look=thermal", "adapt.0.adversarial.source.ratio=0.2",
+           "adapt.0.adversarial.target_unlabelled.ratio=0.2", "train.samples_per_epoch=238")  # fmt: skip
+    models: dict[str, Path] = {}
+    groups: dict[str, list[str]] = {"finetune50": [], "adv": [], "adv_control": []}
+    for s in range(seeds):
+        seed = f"train.seed={s}"
+        models[f"ft{s}"] = train("synth-infant-50-finetune", runs / f"ft50_s{s}", *common, seed)
+        models[f"adv{s}"] = train("synth-infant-adversarial", runs / f"adv_s{s}", *common, *adv, seed)
+        models[f"ctl{s}"] = train("synth-infant-adversarial", runs / f"ctl_s{s}", *common, *adv, seed,
+                                  "adapt.0.adversarial.max_lambda=0")  # fmt: skip
+        for g, m in (("finetune50", "ft"), ("adv", "adv"), ("adv_control", "ctl")):
+            groups[g].append(f"{m}{s}")
+    return models, groups
+
+
+ZERO_RECIPE = """\
+model: {name: vit_synth, input_size: [96, 128], schema: coco17, head: light, checkpoint: builtin:synthpose-vit-tiny}
+data:
+  train:
+    synth: {population: adult, view: random, n: 600, size: 256, seed: 3000}
+  val: null
+optim: {lr: 2.0e-4, weight_decay: 0.05}
+schedule: {epochs: 6, warmup_iters: 20, policy: cosine}
+train: {batch_size: 32, workers: 2, progress: false}
+adapt:
+  - layer_decay: {rate: 0.75}
+  - adversarial:
+      own_data: source
+      target_unlabelled:
+        synth: {population: infant, view: top, n: 600, size: 256, seed: 0, look: thermal}
+        ratio: 0.5
+      weight: 0.3
+      max_lambda: 0.001
+"""
+SUP_RECIPE = """\
+model: {name: vit_synth, input_size: [96, 128], schema: coco17, head: light, checkpoint: builtin:synthpose-vit-tiny}
+data:
+  train:
+    synth: {population: infant, view: top, n: 600, size: 256, seed: 0, look: thermal}
+  val: null
+optim: {lr: 2.0e-4, weight_decay: 0.05}
+schedule: {epochs: 6, warmup_iters: 20, policy: cosine}
+train: {batch_size: 32, workers: 2, progress: false, samples_per_epoch: 1200}
+adapt:
+  - layer_decay: {rate: 0.75}
+"""
+
+
+def zero_runs(out: Path) -> dict[str, Path | str]:
+    runs = out / "runs"
+    zero, sup = out / "zero_adv.yaml", out / "sup600.yaml"
+    zero.write_text(ZERO_RECIPE)
+    sup.write_text(SUP_RECIPE)
+    return {
+        "foundation": FM,
+        "zero_adv": train(str(zero), runs / "zero_adv"),
+        "zero_adv_l03": train(str(zero), runs / "zero_adv_l03", "adapt.1.adversarial.max_lambda=0.03"),
+        "zero_control": train(str(zero), runs / "zero_ctl", "adapt.1.adversarial.max_lambda=0"),
+        "sup600": train(str(sup), runs / "sup600"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("group", choices=("few", "zero"))
+    ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
+    ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
+    args = ap.parse_args()
+    out = args.out.resolve()
+    tests = render_tests(out / "data")
+    if args.group == "few":
+        models, groups = few_runs(out / "runs", args.seeds)
+        seed_table(out / "compare_few", models, groups, tests, "finetune50")
+        return
+    models = zero_runs(out)
+    summary = json.loads(sh(
+        "compare", *[a for k, p in models.items() for a in ("--model", f"{k}={p}")],
+        *[a for k, p in tests.items() for a in ("--test", f"{k}={p}")],
+        "--baseline", "foundation", "--out", str(out / "compare_zero"), "--bootstrap", "1000", "--json",
+    ))  # fmt: skip
+    ap_of = {(r["model"], r["test"]): r for r in summary["results"]}
+    gain = ap_of[("sup600", "infant_thermal")]["AP"] - ap_of[("foundation", "infant_thermal")]["AP"]
+    print("| model | test | AP [95%] | Δ vs foundation [95%] | share of sup600's gain |")
+    print("|---|---|---|---|---|")
+    for r in summary["results"]:
+        f = r.get("forgetting") or {}
+        d = f"{100 * f['delta_AP']:+.1f} [{100 * f['ci'][0]:+.1f}, {100 * f['ci'][1]:+.1f}]" if f.get("ci") else "-"
+        share = f"{100 * f['delta_AP'] / gain:.0f}%" if f.get("ci") and r["test"] == "infant_thermal" else "-"
+        ci = f"{100 * r['AP']:.1f} [{100 * r['AP_ci'][0]:.1f}, {100 * r['AP_ci'][1]:.1f}]"
+        print(f"| {r['model']} | {r['test']} | {ci} | {d} | {share} |")
+
+
+if __name__ == "__main__":
+    main()
