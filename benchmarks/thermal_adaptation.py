@@ -16,8 +16,9 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
 - `few`: 50 labelled thermal infants, seeds 0..N-1 of each recipe, scored with `compare --seeds` against
   `finetune50` (synth-infant-50-finetune on the thermal infants). `adv`: synth-infant-adversarial with the
   labelled infants 60% of each batch, seen as often as in finetune50 (benchmarks/issue12_variants.py's `adv_eq`),
-  300 labelled visible adults as source, 200 unlabelled thermal infants; `adv_control`: the same without the
-  reversed gradient (max_lambda 0), which isolates what the alignment adds over the adults' labels.
+  300 labelled visible adults as source, 200 unlabelled thermal infants; `adv_l01`: the same with a 10x stronger
+  reversal (max_lambda 0.01); `adv_control`: the same without the reversed gradient (max_lambda 0), which isolates
+  what the alignment adds over the adults' labels (a second table compares against it). About 35 min on 2 cores.
 - `zero`: no thermal infant label. `zero_adv`: DANN's first setting (the recipe's own 600 labelled visible adults
   are the source, `own_data: source`; 600 unlabelled thermal infants the target), `zero_adv_l03` with a 30x
   stronger reversal, `zero_control` without it; `zero_gray_mt`: the adults in grey (half of them inverted,
@@ -62,14 +63,16 @@ def few_runs(runs: Path, seeds: int) -> tuple[dict[str, Path], dict[str, list[st
            "adapt.0.adversarial.target_unlabelled.synth.look=thermal", "adapt.0.adversarial.source.ratio=0.2",
            "adapt.0.adversarial.target_unlabelled.ratio=0.2", "train.samples_per_epoch=238")  # fmt: skip
     models: dict[str, Path] = {}
-    groups: dict[str, list[str]] = {"finetune50": [], "adv": [], "adv_control": []}
+    groups: dict[str, list[str]] = {"finetune50": [], "adv": [], "adv_l01": [], "adv_control": []}
     for s in range(seeds):
         seed = f"train.seed={s}"
         models[f"ft{s}"] = train("synth-infant-50-finetune", runs / f"ft50_s{s}", *common, seed)
         models[f"adv{s}"] = train("synth-infant-adversarial", runs / f"adv_s{s}", *common, *adv, seed)
+        models[f"l01_{s}"] = train("synth-infant-adversarial", runs / f"adv_l01_s{s}", *common, *adv, seed,
+                                   "adapt.0.adversarial.max_lambda=0.01")  # fmt: skip
         models[f"ctl{s}"] = train("synth-infant-adversarial", runs / f"ctl_s{s}", *common, *adv, seed,
                                   "adapt.0.adversarial.max_lambda=0")  # fmt: skip
-        for g, m in (("finetune50", "ft"), ("adv", "adv"), ("adv_control", "ctl")):
+        for g, m in (("finetune50", "ft"), ("adv", "adv"), ("adv_l01", "l01_"), ("adv_control", "ctl")):
             groups[g].append(f"{m}{s}")
     return models, groups
 
@@ -183,6 +186,7 @@ def main() -> None:
     if args.group == "few":
         models, groups = few_runs(out / "runs", args.seeds)
         seed_table(out / "compare_few", models, groups, tests, "finetune50")
+        seed_table(out / "compare_few_vs_control", models, groups, tests, "adv_control")
         return
     models = zero_runs(out)
     summary = json.loads(sh(
