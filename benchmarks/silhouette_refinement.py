@@ -1,6 +1,6 @@
 """Can a keypoint-to-silhouette net (SHIFT's Kp2Seg idea) trained on labelled adults correct infant pseudo-labels?
 
-    .venv/bin/python benchmarks/silhouette_refinement.py LABELS.json [--steps 1500] [--people 200] [--anchors 0.01,0.1]
+    .venv/bin/python benchmarks/silhouette_refinement.py LABELS.json [--steps 1500] [--people 200] [--anchors 0.01,0.1] [--warp]
 
 Zero infant labels: the net learns, from the 1000 labelled adults of benchmarks/self_training_rounds.py (rendered
 masks, seed 3000, under bench_out/s14/adults), to draw a person's silhouette (64x48 crop) from Gaussian maps of
@@ -23,7 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from poseadapt.adapt.unlabelled import silhouette_mask
+from poseadapt.data.proportion import PROPORTIONS, control_points, mls_maps, proportion_targets, warp_image
 from poseadapt.data.topdown import box_to_center_scale, udp_warp_matrix, warp_points
+from poseadapt.schemas import get_schema
 
 torch.set_num_threads(int(os.environ.get("NT", "2")))
 
@@ -37,7 +39,21 @@ SIGMAS = (
 )
 
 
-def crops(anns, rng=None, aug=False):
+def to_infant_proportions(kp: np.ndarray, vis: np.ndarray, mask: np.ndarray, t: float):
+    """An adult crop's keypoints and mask warped towards infant proportions (ProportionWarp's geometry, t in [0, 1])."""
+    schema = get_schema("coco17")
+    ratios = {k: v**t for k, v in PROPORTIONS["infant"].items()}
+    if vis.sum() < 2:
+        return kp, mask
+    new = proportion_targets(kp, vis, schema.keypoints, schema.skeleton, ratios)
+    index = {n: i for i, n in enumerate(schema.keypoints)}
+    edges = [(index[a], index[b]) for a, b in schema.skeleton]
+    src, dst = control_points(kp, new, vis, edges, (W, H))
+    warped = warp_image(mask.astype(np.float32), mls_maps(dst, src, (W, H), step=4)) > 0.5
+    return np.where(vis[:, None], new, kp), warped.astype(np.uint8)
+
+
+def crops(anns, rng=None, aug=False, warp=False):
     kps, vis, masks = [], [], []
     for a in anns:
         c, s = box_to_center_scale(a["bbox"], W / H)
@@ -48,9 +64,12 @@ def crops(anns, rng=None, aug=False):
             c = c + rng.uniform(-0.1, 0.1, 2) * s
         m = udp_warp_matrix(c, s, rot, (W, H))
         k = np.asarray(a["keypoints"], float).reshape(-1, 3)
-        kps.append(warp_points(k[:, :2], m))
-        vis.append(k[:, 2] > 0)
-        masks.append(silhouette_mask(a["segmentation"], m, (W, H), None))
+        kp, v, mask = warp_points(k[:, :2], m), k[:, 2] > 0, silhouette_mask(a["segmentation"], m, (W, H), None)
+        if warp:
+            kp, mask = to_infant_proportions(kp, v, mask, rng.uniform(0.5, 1.0))
+        kps.append(kp)
+        vis.append(v)
+        masks.append(mask)
     return (
         torch.tensor(np.array(kps), dtype=torch.float32),
         torch.tensor(np.array(vis)),
@@ -109,6 +128,8 @@ def main():
         "--steps", type=int, default=1500, help="training steps of the net (0: load bench_out/s14/kp2seg.pt)"
     )
     ap.add_argument("--people", type=int, default=200)
+    ap.add_argument("--warp", action="store_true", help="train on adults warped towards infant proportions")
+    ap.add_argument("--net", default="bench_out/s14/kp2seg.pt", help="where the net is saved (loaded with --steps 0)")
     ap.add_argument("--anchors", default="0.01,0.1")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -122,10 +143,10 @@ def main():
     steps = args.steps
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=max(steps, 1))
     if steps == 0:
-        net.load_state_dict(torch.load("bench_out/s14/kp2seg.pt"))
+        net.load_state_dict(torch.load(args.net, weights_only=True))
     for step in range(steps):
         batch = [train[i] for i in rng.integers(0, len(train), 32)]
-        kp, vis, mask = crops(batch, rng, aug=True)
+        kp, vis, mask = crops(batch, rng, aug=True, warp=args.warp)
         drop = torch.rand(vis.shape) < 0.1  # robustness to missing keypoints
         loss = F.binary_cross_entropy_with_logits(net(gauss(kp, vis & ~drop)), mask)
         opt.zero_grad()
@@ -138,7 +159,7 @@ def main():
     for p in net.parameters():
         p.requires_grad_(False)
     if steps:
-        torch.save(net.state_dict(), "bench_out/s14/kp2seg.pt")
+        torch.save(net.state_dict(), args.net)
     with torch.no_grad():
         kp, vis, mask = crops(held)
         print("adult held-out IoU", iou(net(gauss(kp, vis)), mask).mean().item())
