@@ -1,6 +1,7 @@
 """Can a keypoint-to-silhouette net (SHIFT's Kp2Seg idea) trained on labelled adults correct infant pseudo-labels?
 
-    .venv/bin/python benchmarks/silhouette_refinement.py LABELS.json [--steps 1500] [--people 200] [--anchors 0.01,0.1] [--warp]
+    .venv/bin/python benchmarks/silhouette_refinement.py LABELS.json [--steps 1500] [--people 200]
+        [--anchors 0.01,0.1] [--warp] [--net PATH]
 
 Zero infant labels: the net learns, from the 1000 labelled adults of benchmarks/self_training_rounds.py (rendered
 masks, seed 3000, under bench_out/s14/adults), to draw a person's silhouette (64x48 crop) from Gaussian maps of
