@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/thermal_adaptation.py few [--seeds 5] [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py zero [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py fda [--out bench_out/thermal]
 
 On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
 level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
@@ -26,6 +27,13 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
   `zero_gray_mt2`: a second mean-teacher run started from it; `zero_gray`: the grey adults alone. All against
   `sup600`, the same 600 thermal infants WITH labels and as many steps. Share of the supervised gain =
   (AP - AP_foundation) / (AP_sup600 - AP_foundation). About 1 h 15 min on 2 cores.
+- `fda` (session 15): the same zero-label set-up with `FourierStyle` (FDA: the adults' crops take the low-frequency
+  amplitude spectrum of one of the 600 unlabelled thermal frames, rendered to OUT/data/unlabelled_thermal; beta
+  0.05, p 0.5, after the grey step). `zero_fda`: those adults alone; `zero_fda_mt`: plus the mean teacher of
+  `zero_gray_mt`, which is re-run beside it as the paired control (both also with training seeds 1 and 2,
+  compared with `compare --seeds`); `fda_round1`, `fda_round2`: offline
+  self-training from `zero_fda_mt` (`poseadapt pseudo-label`, flip test, prior-guided decoding, keypoints >= 0.4;
+  a fresh copy of the built-in model trains on those labels plus the FDA adults). Against `sup600`. About 45 min.
 """
 
 from __future__ import annotations
@@ -175,9 +183,67 @@ def zero_runs(out: Path) -> dict[str, Path | str]:
     }
 
 
+FDA_STEP = "      - {type: FourierStyle, images: FRAMES, beta: 0.05, prob: 0.5}\n"
+ROUND_RECIPE = """\
+model: {name: vit_synth, input_size: [96, 128], schema: coco17, head: light, checkpoint: builtin:synthpose-vit-tiny}
+data:
+  train:
+    - ann: LABELS
+      images: FRAMES
+      augment:
+        - {type: RandomFlip, prob: 0.5}
+        - {type: RandomBBoxTransform, rotate_sigma: 90, rotate_limit: 180, rotate_prob: 0.6}
+        - {type: PhotometricDistortion, prob: 0.5}
+    - synth: {population: adult, view: random, n: 600, size: 256, seed: 3000}
+      augment:
+        - {type: RandomFlip, prob: 0.5}
+        - {type: RandomBBoxTransform, rotate_sigma: 90, rotate_limit: 180, rotate_prob: 0.6}
+        - {type: PhotometricDistortion, prob: 0.5}
+        - {type: RandomGrayscale, prob: 0.5, invert_prob: 0.5}
+        - {type: FourierStyle, images: FRAMES, beta: 0.05, prob: 0.5}
+        - {type: RandomBlur, prob: 0.3}
+  val: null
+optim: {lr: 2.0e-4, weight_decay: 0.05}
+schedule: {epochs: 6, warmup_iters: 20, policy: cosine}
+train: {batch_size: 32, workers: 2, progress: false}
+adapt:
+  - layer_decay: {rate: 0.75}
+"""
+
+
+def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
+    runs, unlabelled = out / "runs", out / "data/unlabelled_thermal"
+    if not (unlabelled / "annotations").is_dir():  # the mean teacher's own unlabelled set, as files
+        sh("synth", "--population", "infant", "--view", "top", "--n", "600", "--seed", "0", "--size", "256",
+           "--look", "thermal", "--out", str(unlabelled))  # fmt: skip
+    frames, prior = str(unlabelled / "images"), str(infant_prior(out))
+    gray = GRAY_MT_RECIPE.replace("PRIOR", prior)
+    fda = gray.replace("      - {type: RandomBlur, prob: 0.3}\n", FDA_STEP + "      - {type: RandomBlur, prob: 0.3}\n")
+    recipes = {"zero_gray_mt": gray, "zero_fda_mt": fda.replace("FRAMES", frames)}
+    for name, text in recipes.items():
+        (out / f"{name}.yaml").write_text(text)
+    (out / "sup600.yaml").write_text(SUP_RECIPE)
+    models: dict[str, Path | str] = {"foundation": FM}
+    models["zero_fda"] = train(str(out / "zero_fda_mt.yaml"), runs / "zero_fda", "adapt=[{layer_decay: {rate: 0.75}}]",
+                               "train.samples_per_epoch=1200")  # fmt: skip
+    models["zero_gray_mt"] = train(str(out / "zero_gray_mt.yaml"), runs / "zero_gray_mt")
+    teacher = models["zero_fda_mt"] = train(str(out / "zero_fda_mt.yaml"), runs / "zero_fda_mt")
+    for r in range(1, rounds + 1):
+        labels = out / f"fda_round{r}_labels.json"
+        if not labels.is_file():
+            boxes = str(unlabelled / "annotations/infant_coco17.json")  # its keypoints are never read
+            sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", frames, "--out", str(labels),
+               "--min-score", "0.4", "--decode-prior", prior)  # fmt: skip
+        recipe = out / f"fda_round{r}.yaml"
+        recipe.write_text(ROUND_RECIPE.replace("LABELS", str(labels)).replace("FRAMES", frames))
+        teacher = models[f"fda_round{r}"] = train(str(recipe), runs / f"fda_round{r}")
+    models["sup600"] = train(str(out / "sup600.yaml"), runs / "sup600")
+    return models
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("few", "zero"))
+    ap.add_argument("group", choices=("few", "zero", "fda"))
     ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -188,11 +254,11 @@ def main() -> None:
         seed_table(out / "compare_few", models, groups, tests, "finetune50")
         seed_table(out / "compare_few_vs_control", models, groups, tests, "adv_control")
         return
-    models = zero_runs(out)
+    models = zero_runs(out) if args.group == "zero" else fda_runs(out)
     summary = json.loads(sh(
         "compare", *[a for k, p in models.items() for a in ("--model", f"{k}={p}")],
         *[a for k, p in tests.items() for a in ("--test", f"{k}={p}")],
-        "--baseline", "foundation", "--out", str(out / "compare_zero"), "--bootstrap", "1000", "--json",
+        "--baseline", "foundation", "--out", str(out / f"compare_{args.group}"), "--bootstrap", "1000", "--json",
     ))  # fmt: skip
     ap_of = {(r["model"], r["test"]): r for r in summary["results"]}
     gain = ap_of[("sup600", "infant_thermal")]["AP"] - ap_of[("foundation", "infant_thermal")]["AP"]
@@ -204,6 +270,16 @@ def main() -> None:
         share = f"{100 * f['delta_AP'] / gain:.0f}%" if f.get("ci") and r["test"] == "infant_thermal" else "-"
         ci = f"{100 * r['AP']:.1f} [{100 * r['AP_ci'][0]:.1f}, {100 * r['AP_ci'][1]:.1f}]"
         print(f"| {r['model']} | {r['test']} | {ci} | {d} | {share} |")
+    if args.group == "fda":  # FDA against its control: three training seeds each, paired on the thermal infants
+        runs, seeded, groups = out / "runs", {}, {}
+        for name in ("zero_gray_mt", "zero_fda_mt"):
+            groups[name.removeprefix("zero_")] = [name] + [f"{name}_s{seed}" for seed in (1, 2)]
+            seeded[name] = models[name]
+            for seed in (1, 2):
+                seeded[f"{name}_s{seed}"] = train(str(out / f"{name}.yaml"), runs / f"{name}_s{seed}",
+                                                  f"train.seed={seed}")  # fmt: skip
+        thermal = {"infant_thermal": tests["infant_thermal"]}
+        seed_table(out / "compare_fda_seeds", seeded, groups, thermal, "gray_mt")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "CoarseOcclusion",
+    "FourierStyle",
     "PhotometricDistortion",
     "ProportionWarp",
     "RandomBBoxTransform",
@@ -493,6 +494,43 @@ class RandomGrayscale(Transform):
         return sample
 
 
+class FourierStyle(Transform):
+    """With probability `prob`, the crop takes the low-frequency amplitude spectrum of a random unlabelled frame
+    from `images` (FDA; `poseadapt.data.fourier_style`): the target camera's global look on a labelled source
+    crop, the pose untouched.
+
+    For a camera the model has never seen (thermal, infrared, a dim ward) when only unlabelled frames of it
+    exist. `beta` sets how much of the spectrum moves (FDA uses 0.01-0.09; larger gives stronger artefacts);
+    `max_images` bounds how many frames are kept in memory (a seeded random choice).
+    """
+
+    def __init__(self, images: str, beta: float = 0.05, prob: float = 0.5, max_images: int = 200) -> None:
+        from poseadapt.data.fourier_style import load_style_frames
+
+        self.prob = _check_prob("prob", prob)
+        if not 0.0 < float(beta) <= 0.5:
+            raise ValueError(f"beta must be in (0, 0.5], got {beta}")
+        if int(max_images) < 1:
+            raise ValueError(f"max_images must be at least 1, got {max_images}")
+        self.images, self.beta, self.max_images = str(images), float(beta), int(max_images)
+        self._frames = load_style_frames(self.images, self.max_images)
+        self._amplitudes: dict[tuple[int, tuple[int, int]], np.ndarray] = {}  # (frame, crop size) -> spectrum
+
+    def __call__(self, sample: TopDownSample, rng: np.random.Generator) -> TopDownSample:
+        from poseadapt.data.fourier_style import fourier_style, style_amplitude
+
+        image = _require_uint8_crop(sample, "FourierStyle")
+        apply = rng.random() < self.prob
+        index = int(rng.integers(len(self._frames)))
+        if not apply:
+            return sample
+        key = (index, (image.shape[1], image.shape[0]))
+        if key not in self._amplitudes:
+            self._amplitudes[key] = style_amplitude(self._frames[index], key[1])
+        sample.image = fourier_style(image, self._amplitudes[key], self.beta)
+        return sample
+
+
 class CoarseOcclusion(Transform):
     """With probability `prob`, paint 1..`max_holes` rectangles (sides U(`size_range`) of the crop) with a random
     colour or noise.
@@ -659,6 +697,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
         PhotometricDistortion,
         RandomBlur,
         RandomGrayscale,
+        FourierStyle,
         CoarseOcclusion,
         ProportionWarp,
         ToTensor,
