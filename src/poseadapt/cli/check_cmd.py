@@ -42,6 +42,10 @@ def run(
 
     if preview is not None and images is None:
         raise DataError("--preview draws the images: give --images too")
+    if preview is not None:
+        from poseadapt.cli.io import check_output
+
+        check_output(preview, "--preview")
     if images is not None and not images.is_dir():
         raise DataError(f"--images: folder not found: {images}")
     data = load_coco_keypoints(ann, schema)

@@ -62,11 +62,12 @@ def compare(
     ] = None,
 ) -> None:
     """Every model on every test set: AP/AR with bootstrap intervals, PCK, per keypoint, per subgroup, forgetting."""
-    from poseadapt.cli.io import print_json
+    from poseadapt.cli.io import check_output, print_json
     from poseadapt.evaluate.compare import compare_report
 
     if samples < 10:
         raise PoseAdaptError(f"--bootstrap needs at least 10 resamples, got {samples}")
+    check_output(out, "--out", folder=True)
     say = None if json_out or not sys.stderr.isatty() else (lambda msg: sys.stderr.write(f"scoring {msg}\n"))
     summary = compare_report(
         model, test, out, baseline=baseline, group_by=group_by or [], samples=samples, seed=seed, flip_test=flip,

@@ -111,7 +111,7 @@ def predict_cmd(
     import cv2
     import numpy as np
 
-    from poseadapt.cli.io import atomic_folder, print_json, progress_callback, write_json
+    from poseadapt.cli.io import atomic_folder, check_output, print_json, progress_callback, write_json
     from poseadapt.evaluate.topdown import (
         OKS_NMS_THRESHOLD,
         People,
@@ -126,6 +126,9 @@ def predict_cmd(
 
     if min_score is None:
         min_score = DEFAULT_MIN_SCORE
+    if not 0.0 <= min_score <= 1.0:
+        raise PoseAdaptError(f"--min-score must be between 0 and 1, got {min_score}")
+    check_output(out, "--out", folder=True)
 
     images = _collect_images(inputs)
     box_map = read_boxes_by_file(boxes) if boxes else None
@@ -231,12 +234,14 @@ def eval_cmd(
     decode_prior: Path | None = None,
     upright_test: bool = False,
 ) -> None:
-    from poseadapt.cli.io import print_json, progress_callback, write_json
+    from poseadapt.cli.io import check_output, print_json, progress_callback, write_json
     from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
     from poseadapt.interop.checkpoint import load_checkpoint
 
     if not images_dir.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images_dir}")
+    if out is not None:
+        check_output(out, "--out")
     pose_prior = None
     if prior is not None:
         from poseadapt.priors import PosePrior
@@ -292,7 +297,7 @@ def pseudo_label_cmd(
     json_out: bool,
     upright_test: bool = False,
 ) -> None:
-    from poseadapt.cli.io import print_json, write_json
+    from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
     from poseadapt.interop.checkpoint import load_checkpoint
 
@@ -300,6 +305,7 @@ def pseudo_label_cmd(
         raise PoseAdaptError(f"--min-score must be between 0 and 1, got {min_score}")
     if not images.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images}")
+    check_output(out, "--out")
     data = read_boxes_file(ann)
     model = load_checkpoint(checkpoint)
     schema = model.schemas[model.head_index(head) if head else 0]

@@ -16,10 +16,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from poseadapt.errors import PoseAdaptError
+
 
 def print_json(obj: object) -> None:
     """One JSON document on stdout (what `--json` prints)."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def check_output(path: str | Path, option: str, *, folder: bool = False) -> Path:
+    """Fail up front, in one `PoseAdaptError` line, when `path` cannot receive a command's output: a folder where a
+    file goes (or a file where a folder goes), a file in the way of its parent folders, or a parent not writable.
+
+    Commands call it before any work, so a wrong `--out` costs no inference or training time and leaves nothing.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise PoseAdaptError(f"{option} {path}: a file is in the way, expected a folder")
+    if not folder and path.is_dir():
+        raise PoseAdaptError(f"{option} {path} is a folder, expected a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PoseAdaptError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PoseAdaptError(f"{option} {path}: cannot write in {parent} (permission denied)")
+    return path
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:

@@ -52,6 +52,7 @@ def import_cmd(
     head: str,
     json_out: bool,
 ) -> None:
+    from poseadapt.cli.io import check_output
     from poseadapt.interop.checkpoint import save_checkpoint
     from poseadapt.interop.importers import FORMATS, import_checkpoint
 
@@ -59,6 +60,7 @@ def import_cmd(
         raise PoseAdaptError(f"unknown import format '{fmt}' (known: {', '.join(FORMATS)})")
     if out.suffix != ".safetensors":
         raise PoseAdaptError(f"--out must end in .safetensors, got '{out}'")
+    check_output(out, "--out")
     model, report = import_checkpoint(fmt, src, schema, num_heads, parse_img_size(img_size), head)
     provenance = {**model.provenance, "import_report": report.to_dict()}
     provenance.pop("hf_config", None)
@@ -94,9 +96,11 @@ def import_cmd(
 
 
 def export_onnx_cmd(checkpoint: Path, out: Path, head: str | None, check: bool, json_out: bool) -> None:
+    from poseadapt.cli.io import check_output
     from poseadapt.interop.checkpoint import load_model
     from poseadapt.interop.onnx_export import export_onnx
 
+    check_output(out, "--out")
     model = load_model(checkpoint)
     result = export_onnx(model, out, head=head, check=check)
     if json_out:

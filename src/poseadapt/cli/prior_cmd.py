@@ -30,13 +30,14 @@ def fit(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Fit a pose prior (safetensors + JSON metadata) to the fully labelled poses of ANN.json."""
-    from poseadapt.cli.io import print_json
+    from poseadapt.cli.io import check_output, print_json
     from poseadapt.priors import fit_prior_from_coco
 
     if components < 1 or dims < 1 or min_poses < 1:
         raise PoseAdaptError("--components, --dims and --min-poses must be positive")
     if out.suffix != ".safetensors":
         raise PoseAdaptError(f"--out must be a .safetensors file, got {out}")
+    check_output(out, "--out")
     prior = fit_prior_from_coco(
         ann, schema, components=components, dims=dims, flip=flip, seed=seed, min_poses=min_poses
     )

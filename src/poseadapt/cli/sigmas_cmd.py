@@ -27,9 +27,10 @@ def sigmas(
     json_out: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON.")] = False,
 ) -> None:
     """Per-keypoint OKS sigmas from repeated annotations, as COCO derived its own (annotator spread / scale)."""
-    from poseadapt.cli.io import print_json, write_atomic
+    from poseadapt.cli.io import check_output, print_json, write_atomic
     from poseadapt.evaluate.sigmas import estimate_sigmas, schema_yaml
 
+    check_output(out, "--out")
     estimate = estimate_sigmas(annotations, schema=schema, min_repeats=min_repeats)
     write_atomic(out, schema_yaml(estimate))
     for line in estimate.warnings:

@@ -66,9 +66,10 @@ def split_images(
 
 
 def run(ann: Path, out: Path, group_by: str | None, ratios_text: str, seed: int, json_out: bool) -> dict[str, Any]:
-    from poseadapt.cli.io import print_json, write_json
+    from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.data.validate import read_json
 
+    check_output(out, "--out", folder=True)
     data = read_json(ann, "annotation file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{ann}: not a COCO file (no 'images' list)")

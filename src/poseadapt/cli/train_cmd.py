@@ -26,12 +26,13 @@ def reached_epoch(result: Any) -> int:
 
 
 def run(recipe_arg: str, overrides: list[str], out: Path | None, resume: bool, json_out: bool) -> None:
+    from poseadapt.cli.io import check_output
     from poseadapt.train.build import run_recipe
     from poseadapt.train.distributed import env_info
     from poseadapt.train.recipe import load_recipe
 
     recipe = load_recipe(recipe_arg, overrides)
-    out_dir = out or recipe.out or default_out(recipe_arg)
+    out_dir = check_output(out or recipe.out or default_out(recipe_arg), "--out" if out else "out", folder=True)
     if json_out:
         recipe.train.progress = False
     result = run_recipe(recipe, out_dir, resume=resume)
