@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -122,3 +124,120 @@ def test_predict_min_score_must_be_a_fraction(tmp_path: Path, capsys: pytest.Cap
     code, err = run([*argv, "--min-score", "nan"], capsys)
     assert_one_line(code, err, "--min-score must be between 0 and 1, got nan")
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------------- JSON inputs that are folders
+def test_predict_boxes_and_ann_that_are_folders_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    files = _files(tmp_path)
+    cv2.imwrite(str(files["images"] / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    base = ["predict", str(files["images"]), "--checkpoint", "none.safetensors", "--out", str(tmp_path / "o")]
+    code, err = run([*base, "--boxes", str(files["dir"])], capsys)
+    assert_one_line(code, err, "boxes file", "is a directory, expected a JSON file")
+    code, err = run([*base, "--ann", str(files["dir"])], capsys)
+    assert_one_line(code, err, "annotation file", "is a directory, expected a JSON file")
+
+
+def test_detections_that_are_a_folder_are_one_line(tmp_path: Path) -> None:
+    from poseadapt.errors import DataError
+    from poseadapt.evaluate.topdown import detection_people
+
+    with pytest.raises(DataError, match="^detections file .* is a directory, expected a JSON file$"):
+        detection_people(tmp_path)
+    (tmp_path / "d.json").write_text('[{"image_id": 1,\n "bbox": }]')
+    with pytest.raises(DataError, match="is not valid JSON: .* at line 2, column"):
+        detection_people(tmp_path / "d.json")
+
+
+def test_sigmas_on_a_list_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "preds.json").write_text("[1, 2]")
+    code, err = run(["sigmas", str(tmp_path / "preds.json"), "--out", str(tmp_path / "s.yaml")], capsys)
+    assert_one_line(code, err, "got a list (is this a predictions file?)")
+    assert not (tmp_path / "s.yaml").exists()
+
+
+@pytest.mark.parametrize("ratios", ["nan,0.1,0.1", "0.8,inf,0.1"])
+def test_split_ratios_must_be_finite(tmp_path: Path, ratios: str, capsys: pytest.CaptureFixture[str]) -> None:
+    ann, _ = _coco_with_images(tmp_path)
+    code, err = run(["split", str(ann), "--out", str(tmp_path / "sp"), "--ratios", ratios], capsys)
+    assert_one_line(code, err, "--ratios expects three shares")
+    assert not (tmp_path / "sp").exists()
+
+
+def test_synth_rejected_option_leaves_no_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "new" / "data"
+    code, err = run(["synth", "--n", "2", "--size", "64", "--out", str(out), "--format", "gif"], capsys)
+    assert_one_line(code, err, "image format must be jpg or png")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays
+    code, err = run(["synth", "--n", "0", "--out", str(tmp_path / "mine")], capsys)
+    assert_one_line(code, err, "n must be >= 1")
+    assert (tmp_path / "mine").is_dir()
+
+
+# --------------------------------------------------------------------------------- images: up front, one line
+def _coco_with_images(tmp: Path, n: int = 2) -> tuple[Path, Path]:
+    from poseadapt.schemas import get_schema
+
+    root = tmp / "images"
+    root.mkdir(exist_ok=True)
+    images, anns = [], []
+    for i in range(1, n + 1):
+        cv2.imwrite(str(root / f"{i}.png"), np.full((64, 48, 3), 90, np.uint8))
+        images.append({"id": i, "file_name": f"{i}.png", "width": 48, "height": 64})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "keypoints": [20, 30, 2] * 17, "num_keypoints": 17,
+                     "bbox": [4, 4, 40, 56], "area": 2240, "iscrowd": 0})  # fmt: skip
+    coco = {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(get_schema("coco17").keypoints)}]}  # fmt: skip
+    ann = tmp / "ann.json"
+    ann.write_text(json.dumps(coco))
+    return ann, root
+
+
+def test_check_decode_of_a_cut_off_png_is_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """OpenCV's own "PNG input buffer is incomplete" warning no longer joins the error line on stderr."""
+    ann, root = _coco_with_images(tmp_path)
+    png = root / "2.png"
+    png.write_bytes(png.read_bytes()[: len(png.read_bytes()) // 2])
+    with pytest.raises(SystemExit) as done:
+        cli_main(["check", "--ann", str(ann), "--images", str(root), "--decode"])
+    assert_one_line(int(done.value.code or 0), capfd.readouterr().err, "image 2: cannot decode")
+
+
+def test_missing_images_are_one_line_before_any_prediction(tmp_path: Path, capfd: pytest.CaptureFixture[str]):
+    from poseadapt.data.coco import load_coco_keypoints
+    from poseadapt.errors import DataError
+    from poseadapt.evaluate.topdown import image_reader, read_image
+
+    ann, root = _coco_with_images(tmp_path, n=3)
+    (root / "2.png").unlink()
+    gt = load_coco_keypoints(ann)
+    with pytest.raises(DataError, match=r"ann.json: 2 of 3 images found in .*; first missing: 2.png$"):
+        image_reader(root, gt, gt.image_ids)
+    assert image_reader(root, gt, [1, 3])(3).shape == (64, 48, 3)  # only the images a run reads must be there
+    with pytest.raises(DataError, match=r"cannot read image .*2.png \(no such file\)$"):
+        read_image(root / "2.png")
+    assert "WARN" not in capfd.readouterr().err  # OpenCV is not asked to open a file that is not there
+
+
+def test_pseudo_label_boxes_file_without_file_name_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    ann, root = _coco_with_images(tmp_path)
+    coco = json.loads(ann.read_text())
+    del coco["images"][1]["file_name"]
+    ann.write_text(json.dumps(coco))
+    argv = ["pseudo-label", "--checkpoint", "none.safetensors", "--ann", str(ann), "--images", str(root)]
+    code, err = run([*argv, "--out", str(tmp_path / "labels.json")], capsys)
+    assert_one_line(code, err, "images[1] needs an integer 'id' and a 'file_name'")
+
+
+def test_pseudo_label_missing_images_fail_before_labelling(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from poseadapt.errors import DataError
+    from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
+    from poseadapt.schemas import get_schema
+
+    ann, root = _coco_with_images(tmp_path, n=3)
+    (root / "3.png").unlink()
+    model = SimpleNamespace(schemas=[get_schema("coco17")])  # never called: the check comes first
+    with pytest.raises(DataError, match=r"2 of 3 images found in .*; first missing: 3.png$"):
+        pseudo_label_file(model, read_boxes_file(ann), root)

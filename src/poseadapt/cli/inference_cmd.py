@@ -5,7 +5,6 @@ torch is imported inside the functions, so loading this module (and `poseadapt -
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,13 @@ def _collect_images(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def _read_json(path: Path, what: str) -> Any:
-    from poseadapt.errors import DataError
-
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{what} not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-
-
 def read_boxes_by_file(path: Path) -> dict[str, list[list[float]]]:
     """Boxes for `predict`: {file_name: [[x, y, w, h(, score)], ...]} or [{"file_name", "bbox", "score"?}, ...]."""
+    from poseadapt.data.validate import read_json
     from poseadapt.errors import DataError
     from poseadapt.evaluate.topdown import check_box
 
-    data = _read_json(path, "boxes file")
+    data = read_json(path, "boxes file")
     out: dict[str, list[list[float]]] = {}
     if isinstance(data, dict):
         for name, boxes in data.items():
@@ -65,9 +54,10 @@ def read_boxes_by_file(path: Path) -> dict[str, list[list[float]]]:
 def image_ids_from_ann(ann: Path, images: list[Path]) -> tuple[dict[Path, int], int | None]:
     """The ground truth's `image_id` of every image (matched by its file_name, or by base name when unique), and
     the file's keypoint category id; one line naming the first image the file does not list."""
+    from poseadapt.data.validate import read_json
     from poseadapt.errors import DataError
 
-    data = _read_json(ann, "annotation file")
+    data = read_json(ann, "annotation file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{ann}: not a COCO annotation file (no 'images' list)")
     by_name: dict[str, int] = {}

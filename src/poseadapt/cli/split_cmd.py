@@ -8,6 +8,7 @@ The three files keep the input's `info`, `licenses` and `categories`, and its im
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
         values = [float(v) for v in text.replace(":", ",").split(",")]
     except ValueError:
         values = []
-    if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
+    if len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
         raise PoseAdaptError(f"--ratios expects three shares train,val,test (e.g. 0.8,0.1,0.1), got '{text}'")
     total = sum(values)
     return values[0] / total, values[1] / total, values[2] / total
@@ -69,6 +70,7 @@ def run(ann: Path, out: Path, group_by: str | None, ratios_text: str, seed: int,
     from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.data.validate import read_json
 
+    shares = parse_ratios(ratios_text)
     check_output(out, "--out", folder=True)
     data = read_json(ann, "annotation file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -76,7 +78,7 @@ def run(ann: Path, out: Path, group_by: str | None, ratios_text: str, seed: int,
     images = [im for im in data["images"] if isinstance(im, dict) and isinstance(im.get("id"), int)]
     if not images:
         raise DataError(f"{ann}: no images to split")
-    parts = split_images(images, parse_ratios(ratios_text), seed, group_by)
+    parts = split_images(images, shares, seed, group_by)
     anns = [a for a in data.get("annotations") or [] if isinstance(a, dict)]
     summary: dict[str, Any] = {"file": str(ann), "seed": seed, "group_by": group_by, "splits": {}}
     stem = ann.stem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,14 +25,27 @@ def _os_reason(exc: OSError) -> str:
     return f"{exc.strerror or exc.__class__.__name__}{where}"
 
 
-def _prepare_out(out: Path) -> None:
-    """Create `--out` up front, so a path that cannot be a folder fails in one line before any rendering."""
+def _prepare_out(out: Path) -> Path | None:
+    """Create `--out` up front, so a path that cannot be a folder fails in one line before any rendering; returns
+    the topmost folder this created (None if `out` was there), for `_remove_if_empty` when the run fails."""
+    created = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        created = folder
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PoseAdaptError(f"--out {out}: cannot create the folder: {_os_reason(exc)}") from None
     if not out.is_dir():
         raise PoseAdaptError(f"--out {out}: not a folder")
+    return created
+
+
+def _remove_if_empty(created: Path | None) -> None:
+    """Take back the folders `_prepare_out` made when nothing was written in them (a rejected option)."""
+    if created is not None and created.is_dir() and not any(p.is_file() for p in created.rglob("*")):
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def run(
@@ -55,7 +69,7 @@ def run(
 
     from poseadapt.synth import write_dataset
 
-    _prepare_out(out)
+    created = _prepare_out(out)
     console = Console(stderr=True)
     with Progress(
         TextColumn(f"synth {population} ({view}{', thermal' if look == 'thermal' else ''})"),
@@ -85,7 +99,11 @@ def run(
                 progress=lambda done: bar.update(task, completed=done),
             )
         except OSError as exc:  # disk full, permissions changed mid-run: one line, not a traceback
+            _remove_if_empty(created)
             raise PoseAdaptError(f"cannot write the dataset under {out}: {_os_reason(exc)}") from None
+        except PoseAdaptError:  # an option rejected before anything was rendered
+            _remove_if_empty(created)
+            raise
     result = {
         "images": str(files.images),
         "annotations": {k: str(v) for k, v in files.annotations.items()},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
@@ -196,6 +196,23 @@ def duplicates(ids: np.ndarray) -> np.ndarray:
     return repeated[np.r_[True, repeated[1:] != repeated[:-1]]] if len(repeated) else repeated
 
 
+def decode_image_file(path: Path) -> np.ndarray | None:
+    """The decoded pixels of an image file, or None where OpenCV cannot decode it; OpenCV's own warning about a
+    cut-off file (a second stderr line, "PNG input buffer is incomplete") is held back: the caller words it."""
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)
+    log = getattr(cv2.utils, "logging", None)
+    if log is None:  # pragma: no cover - every OpenCV 4+ build has cv2.utils.logging
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        log.setLogLevel(level)
+
+
 def check_image_file(path: Path, decode: bool) -> str | None:
     """None if the image file exists and looks like an image (decodes, if `decode`), else why not."""
     try:
@@ -216,10 +233,8 @@ def check_image_file(path: Path, decode: bool) -> str | None:
     if not cv2.haveImageReader(str(path)):
         return f"not a readable image (no OpenCV decoder recognises its header): {path}"
     kind = path.suffix.lstrip(".").upper() or "image"
-    if decode:
-        data = np.fromfile(path, dtype=np.uint8)
-        if cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is None:
-            return f"corrupt {kind} image (cannot be decoded): {path}"
+    if decode and decode_image_file(path) is None:
+        return f"corrupt {kind} image (cannot be decoded): {path}"
     return None
 
 
@@ -442,12 +457,10 @@ def annotation_mistakes(data: Any, problems: Problems, *, tolerance: float = 0.0
 def image_size_mistakes(data: Any, root: Path, problems: Problems) -> None:
     """Decode every image and compare its size with the file's `width` / `height` (annotations made for resized
     images, or the wrong folder of a dataset's several resolutions)."""
-    import cv2
-
     wrong: list[str] = []
     for image in data.images.values():
         path = Path(root) / image.file_name
-        pixels = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+        pixels = decode_image_file(path) if path.is_file() else None
         if pixels is None:
             problems.add(f"image {image.id}: cannot decode {path}")
             continue
@@ -470,9 +483,14 @@ def keypoint_label_stats(data: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-def image_folder_summary(data: Any, root: Path) -> str | None:
-    """One line when images are missing from `root` ("0 of 64 found in DIR ..."), else None."""
-    images = list(data.images.values())
+def image_folder_summary(data: Any, root: Path, image_ids: Iterable[int] | None = None) -> str | None:
+    """One line when images are missing from `root` ("0 of 64 found in DIR ..."), else None.
+
+    image_ids: only these of the file's images (those a run will read), default all."""
+    if image_ids is None:
+        images = list(data.images.values())
+    else:
+        images = [data.images[i] for i in sorted({int(i) for i in image_ids}) if i in data.images]
     missing = [im for im in images if not im.file_name or not (Path(root) / im.file_name).is_file()]
     if not missing:
         return None

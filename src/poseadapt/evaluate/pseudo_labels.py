@@ -27,7 +27,10 @@ def read_boxes_file(path: str | Path) -> dict[str, Any]:
     data = read_json(path, "boxes file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or "annotations" not in data:
         raise DataError(f"{path}: a COCO file needs 'images' and 'annotations' lists")
-    ids = {im.get("id") for im in data["images"] if isinstance(im, dict)}
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or type(im.get("id")) is not int or not isinstance(im.get("file_name"), str):
+            raise DataError(f"{path}: images[{i}] needs an integer 'id' and a 'file_name'")
+    ids = {im["id"] for im in data["images"]}
     for i, ann in enumerate(data["annotations"]):
         where = f"{path}: annotations[{i}]"
         if not isinstance(ann, dict) or ann.get("image_id") not in ids:
@@ -61,6 +64,12 @@ def pseudo_label_file(
         np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4),
         np.ones(len(anns)),
     )
+    wanted = sorted(set(people.image_ids.tolist()))
+    missing = [i for i in wanted if not (root / names[i]).is_file()]
+    if missing:  # up front, not at the first missing image part way through
+        raise DataError(
+            f"{len(wanted) - len(missing)} of {len(wanted)} images found in {root}; first missing: {names[missing[0]]}"
+        )
     preds = predict_people(
         model, people, lambda i: read_image(root / names[i]), head=index, flip_test=flip_test, decoder=decoder,
         nms_threshold=None, upright_test=upright_test,

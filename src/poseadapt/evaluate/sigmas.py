@@ -52,12 +52,14 @@ class SigmaEstimate:
         }
 
 
-def _schema_for(data: dict, path: Path, schema: Any) -> Any:
+def _schema_for(data: Any, path: Path, schema: Any) -> Any:
+    from poseadapt.data.coco import _top_level
     from poseadapt.schemas import KeypointSchema, find_builtin_by_keypoints, get_schema
 
     if schema is not None:
         return get_schema(schema)
-    cats = [c for c in data.get("categories", []) if isinstance(c, dict) and c.get("keypoints")]
+    _, _, categories = _top_level(data, path)  # the loader's own shape check: a list or a bare object is one line
+    cats = [c for c in categories if c.get("keypoints")]
     if not cats:
         raise DataError(f"{path}: no category with keypoint names")
     names = [str(n) for n in cats[0]["keypoints"]]

@@ -11,7 +11,6 @@ labels (scored on the keypoints the two share by name).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,12 +60,9 @@ def detection_people(detections: str | Path | list, valid_image_ids: Iterable[in
     """Detector boxes from a COCO detection results file or list [{image_id, bbox, score?}, ...], validated."""
     source = str(detections) if isinstance(detections, str | Path) else "<detections>"
     if isinstance(detections, str | Path):
-        try:
-            detections = json.loads(Path(detections).read_text())
-        except FileNotFoundError:
-            raise DataError(f"detections file not found: {source}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{source}: not valid JSON ({exc})") from None
+        from poseadapt.data.validate import read_json
+
+        detections = read_json(Path(detections), "detections file")
     if not isinstance(detections, list):
         raise DataError(f"{source}: expected a COCO detection results list [{{image_id, bbox, score}}, ...]")
     valid = None if valid_image_ids is None else set(int(i) for i in valid_image_ids)
@@ -97,8 +93,13 @@ def check_box(box: Any, where: str) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------- images
-def image_reader(source: ImageSource, gt: CocoKeypoints | None = None) -> Callable[[int], np.ndarray]:
-    """image_id -> RGB array, from a folder (with the GT's file_names), a mapping or a callable."""
+def image_reader(
+    source: ImageSource, gt: CocoKeypoints | None = None, image_ids: Iterable[int] | None = None
+) -> Callable[[int], np.ndarray]:
+    """image_id -> RGB array, from a folder (with the GT's file_names), a mapping or a callable.
+
+    With a folder, the files of `image_ids` (the images a run will read) must all be there: one line up front
+    ("0 of 64 images found in DIR"), rather than a failure at the first missing one, part way through."""
     if callable(source):
         return source
     if isinstance(source, Mapping):
@@ -108,6 +109,12 @@ def image_reader(source: ImageSource, gt: CocoKeypoints | None = None) -> Callab
         raise DataError(f"image folder not found: {root}")
     if gt is None:
         raise PoseAdaptError("an image folder needs the annotations that name its files")
+    if image_ids is not None:
+        from poseadapt.data.validate import image_folder_summary
+
+        missing = image_folder_summary(gt, root, image_ids)
+        if missing is not None:
+            raise DataError(f"{gt.path}: {missing}")
     return lambda image_id: read_image(gt.image_path(image_id, root))
 
 
@@ -115,9 +122,11 @@ def read_image(path: str | Path) -> np.ndarray:
     """An image file as RGB uint8 (H, W, 3); DataError if it is missing or cannot be decoded."""
     import cv2
 
+    if not Path(path).is_file():  # before OpenCV, which would warn on stderr too
+        raise DataError(f"cannot read image {path} (no such file)")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise DataError(f"cannot read image {path}" + ("" if Path(path).is_file() else " (no such file)"))
+        raise DataError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -328,7 +337,7 @@ def predict_people(
     predictor = Predictor(
         model, head, flip_test, batch_size, device=device, autocast=autocast, decoder=decoder, upright_test=upright_test
     )
-    read = image_reader(images, gt)
+    read = image_reader(images, gt, people.image_ids)
     k = len(predictor.schema)
     keypoints = np.zeros((len(people), k, 3))
     was_training = getattr(model, "training", False)
