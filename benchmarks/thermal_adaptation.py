@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/thermal_adaptation.py few [--seeds 5] [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py zero [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py fda [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py inverted [--out bench_out/thermal]
 
 On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
 level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
@@ -34,13 +35,21 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
   compared with `compare --seeds`); `fda_round1`, `fda_round2`: offline
   self-training from `zero_fda_mt` (`poseadapt pseudo-label`, flip test, prior-guided decoding, keypoints >= 0.4;
   a fresh copy of the built-in model trains on those labels plus the FDA adults). Against `sup600`. About 45 min.
+- `inverted` (session 16): the same rounds started from the built-in model reading the 600 frames inverted
+  (black-hot; it reads a dark body on a light ground far better than a light one on a dark ground):
+  `inv_round1..3`, the last also with training seeds 1 and 2 on the same labels (`compare --seeds` against the
+  foundation model, share of sup600's gain with its interval); then rounds 4 and 5, paired against round 3.
+  About 20 min.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
+
+import cv2
 
 from seed_spread import seed_table
 from unlabelled_methods_ap import FM, sh, train
@@ -211,11 +220,17 @@ adapt:
 """
 
 
-def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
-    runs, unlabelled = out / "runs", out / "data/unlabelled_thermal"
-    if not (unlabelled / "annotations").is_dir():  # the mean teacher's own unlabelled set, as files
+def thermal_frames(out: Path) -> Path:
+    """The mean teacher's own 600 unlabelled thermal infants, written as files (their keypoints are never read)."""
+    unlabelled = out / "data/unlabelled_thermal"
+    if not (unlabelled / "annotations").is_dir():
         sh("synth", "--population", "infant", "--view", "top", "--n", "600", "--seed", "0", "--size", "256",
            "--look", "thermal", "--out", str(unlabelled))  # fmt: skip
+    return unlabelled
+
+
+def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
+    runs, unlabelled = out / "runs", thermal_frames(out)
     frames, prior = str(unlabelled / "images"), str(infant_prior(out))
     gray = GRAY_MT_RECIPE.replace("PRIOR", prior)
     fda = gray.replace("      - {type: RandomBlur, prob: 0.3}\n", FDA_STEP + "      - {type: RandomBlur, prob: 0.3}\n")
@@ -223,6 +238,7 @@ def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
     for name, text in recipes.items():
         (out / f"{name}.yaml").write_text(text)
     (out / "sup600.yaml").write_text(SUP_RECIPE)
+    boxes = str(unlabelled / "annotations/infant_coco17.json")  # its keypoints are never read
     models: dict[str, Path | str] = {"foundation": FM}
     models["zero_fda"] = train(str(out / "zero_fda_mt.yaml"), runs / "zero_fda", "adapt=[{layer_decay: {rate: 0.75}}]",
                                "train.samples_per_epoch=1200")  # fmt: skip
@@ -231,7 +247,6 @@ def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
     for r in range(1, rounds + 1):
         labels = out / f"fda_round{r}_labels.json"
         if not labels.is_file():
-            boxes = str(unlabelled / "annotations/infant_coco17.json")  # its keypoints are never read
             sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", frames, "--out", str(labels),
                "--min-score", "0.4", "--decode-prior", prior)  # fmt: skip
         recipe = out / f"fda_round{r}.yaml"
@@ -241,9 +256,55 @@ def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
     return models
 
 
+def inverted_runs(out: Path, rounds: int = 3, seeds: int = 3) -> tuple[dict[str, Path | str], list[str]]:
+    """Self-training rounds started from the built-in model reading the unlabelled frames inverted (black-hot).
+
+    A thermal camera's black-hot palette shows a dark body on a light ground, as a colour camera sees dark
+    clothes, which the built-in model reads; round 1's labels come from that reading, later rounds read the frames
+    as filmed. The last round is re-trained on the same labels with `seeds` training seeds.
+    """
+    runs, unlabelled = out / "runs", thermal_frames(out)
+    frames, prior = str(unlabelled / "images"), str(infant_prior(out))
+    boxes = str(unlabelled / "annotations/infant_coco17.json")
+    inverted = out / "data/unlabelled_thermal_inverted/images"
+    if not inverted.is_dir():
+        inverted.mkdir(parents=True)
+        for frame in sorted(Path(frames).iterdir()):
+            cv2.imwrite(str(inverted / frame.name), 255 - cv2.imread(str(frame)))
+    (out / "sup600.yaml").write_text(SUP_RECIPE)
+    models: dict[str, Path | str] = {"foundation": FM}
+    teacher, read_from = FM, str(inverted)
+    for r in range(1, rounds + 1):
+        labels = out / f"inv_round{r}_labels.json"
+        if not labels.is_file():
+            sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", read_from,
+               "--out", str(labels), "--min-score", "0.4", "--decode-prior", prior)  # fmt: skip
+        recipe = out / f"inv_round{r}.yaml"
+        recipe.write_text(ROUND_RECIPE.replace("LABELS", str(labels)).replace("FRAMES", frames))
+        teacher = models[f"inv_round{r}"] = train(str(recipe), runs / f"inv_round{r}")
+        read_from = frames
+    last = f"inv_round{rounds}"
+    for seed in range(1, seeds):
+        models[f"{last}_s{seed}"] = train(str(out / f"{last}.yaml"), runs / f"{last}_s{seed}", f"train.seed={seed}")
+    models["sup600"] = train(str(out / "sup600.yaml"), runs / "sup600")
+    return models, [last] + [f"{last}_s{seed}" for seed in range(1, seeds)]
+
+
+def inverted_copy(ann: Path, folder: Path) -> Path:
+    """The test set with every image inverted (255 - pixel), its annotations unchanged; the copy's COCO file."""
+    copy = folder / "annotations" / ann.name
+    if not copy.is_file():
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        for image in sorted((ann.parent.parent / "images").iterdir()):
+            cv2.imwrite(str(folder / "images" / image.name), 255 - cv2.imread(str(image)))
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ann, copy)
+    return copy
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("few", "zero", "fda"))
+    ap.add_argument("group", choices=("few", "zero", "fda", "inverted"))
     ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -254,7 +315,11 @@ def main() -> None:
         seed_table(out / "compare_few", models, groups, tests, "finetune50")
         seed_table(out / "compare_few_vs_control", models, groups, tests, "adv_control")
         return
-    models = zero_runs(out) if args.group == "zero" else fda_runs(out)
+    last_round: list[str] = []
+    if args.group == "inverted":
+        models, last_round = inverted_runs(out)
+    else:
+        models = zero_runs(out) if args.group == "zero" else fda_runs(out)
     summary = json.loads(sh(
         "compare", *[a for k, p in models.items() for a in ("--model", f"{k}={p}")],
         *[a for k, p in tests.items() for a in ("--test", f"{k}={p}")],
@@ -278,8 +343,26 @@ def main() -> None:
             for seed in (1, 2):
                 seeded[f"{name}_s{seed}"] = train(str(out / f"{name}.yaml"), runs / f"{name}_s{seed}",
                                                   f"train.seed={seed}")  # fmt: skip
-        thermal = {"infant_thermal": tests["infant_thermal"]}
-        seed_table(out / "compare_fda_seeds", seeded, groups, thermal, "gray_mt")
+        seed_table(out / "compare_fda_seeds", seeded, groups, {"infant_thermal": tests["infant_thermal"]}, "gray_mt")
+    if args.group == "inverted":  # the last round over its training seeds, and the reading it started from
+        seeded = {k: models[k] for k in ("foundation", *last_round)}
+        table = seed_table(out / "compare_inverted_seeds", seeded, {"inv_last": last_round},
+                           {"infant_thermal": tests["infant_thermal"]}, "foundation")  # fmt: skip
+        d = table["seed_groups"][0]["vs_baseline"]
+        print(
+            f"share of sup600's gain, {len(last_round)} seeds: {100 * d['delta_AP'] / gain:.0f}% "
+            f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]"
+        )
+        flipped = inverted_copy(tests["infant_thermal"], out / "data/infant_thermal_test_inverted")
+        reading = json.loads(sh("eval", "--checkpoint", FM, "--ann", str(flipped), "--images",
+                                str(flipped.parent.parent / "images"), "--json"))  # fmt: skip
+        print(f"the built-in model on the thermal test infants inverted: AP {100 * reading['AP']:.1f}")
+        later, _ = inverted_runs(out, rounds=5, seeds=1)  # do more rounds help? paired against round 3
+        print(sh(
+            "compare", *[a for k in ("inv_round3", "inv_round4", "inv_round5") for a in ("--model", f"{k}={later[k]}")],
+            "--test", f"infant_thermal={tests['infant_thermal']}", "--baseline", "inv_round3",
+            "--out", str(out / "compare_rounds45"), "--bootstrap", "1000",
+        ))  # fmt: skip
 
 
 if __name__ == "__main__":
