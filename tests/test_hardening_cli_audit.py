@@ -241,3 +241,107 @@ def test_pseudo_label_missing_images_fail_before_labelling(tmp_path: Path) -> No
     model = SimpleNamespace(schemas=[get_schema("coco17")])  # never called: the check comes first
     with pytest.raises(DataError, match=r"2 of 3 images found in .*; first missing: 3.png$"):
         pseudo_label_file(model, read_boxes_file(ann), root)
+
+
+# --------------------------------------------------------------------------------- split: keypoint counts
+def test_split_rejects_a_keypoint_list_of_the_wrong_length(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    ann, _ = _coco_with_images(tmp_path, n=3)
+    coco = json.loads(ann.read_text())
+    coco["annotations"][1]["keypoints"] = [20, 30, 2] * 16  # 48 values for 17 keypoints
+    ann.write_text(json.dumps(coco))
+    code, err = run(["split", str(ann), "--out", str(tmp_path / "sp")], capsys)
+    assert_one_line(
+        code, err, "1 problem: annotation 2 (image 2): 'keypoints' has 48 values, expected 51 (3 x 17 keypoints "
+        "of category 1 'person')",
+    )  # fmt: skip
+    assert not (tmp_path / "sp").exists()
+
+
+def test_split_leaves_files_without_keypoint_names_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No schema needed: boxes-only annotations, and a category that lists no keypoints, are split as they are."""
+    coco = {"images": [{"id": i, "file_name": f"{i}.png"} for i in (1, 2, 3)],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4]},
+                            {"id": 2, "image_id": 2, "category_id": 2, "keypoints": [1, 2, 2]}],
+            "categories": [{"id": 1, "name": "person", "keypoints": ["nose", "neck"]},
+                           {"id": 2, "name": "dog"}]}  # fmt: skip
+    ann = tmp_path / "boxes.json"
+    ann.write_text(json.dumps(coco))
+    code, err = run(["split", str(ann), "--out", str(tmp_path / "sp"), "--ratios", "1,1,1"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "sp").iterdir()) == [f"boxes_{s}.json" for s in ("test", "train", "val")]
+
+
+# --------------------------------------------------------------------------------- wording: a folder, not a file
+def test_a_folder_given_for_a_file_is_called_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ann, root = _coco_with_images(tmp_path)
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    code, err = run(["score", "--gt", str(ann), "--pred", str(ann), "--schema", str(folder)], capsys)
+    assert_one_line(code, err, f"schema {folder} is a folder, expected a schema YAML file")
+    argv = ["predict", str(root), "--checkpoint", str(folder), "--out", str(tmp_path / "o")]
+    code, err = run(argv, capsys)
+    assert_one_line(code, err, f"checkpoint {folder} is a folder, expected a poseadapt checkpoint file (.safetensors)")
+    code, err = run(["import", "vitpose", str(folder), "--out", str(tmp_path / "c.safetensors")], capsys)
+    assert_one_line(code, err, f"ViTPose checkpoint {folder} is a folder, expected a checkpoint file (.pth / ")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c.safetensors").exists()
+
+
+@pytest.mark.parametrize(("content", "what"), [(b'{"a": 1}', "JSON text"), (b"hello\n", "plain text"),
+                                               (b"", "an empty file")])  # fmt: skip
+def test_import_of_a_file_that_is_no_checkpoint_says_so_first(
+    tmp_path: Path, content: bytes, what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked by its first bytes before any unpickling ("hello" once reached the unpickler: a KeyError traceback)."""
+    src = tmp_path / "x.json"
+    src.write_bytes(content)
+    code, err = run(["import", "vitpose", str(src), "--out", str(tmp_path / "c.safetensors")], capsys)
+    assert_one_line(
+        code, err, f"error: {src} is not a ViTPose checkpoint poseadapt can read (.pth / .safetensors): it is {what}, "
+        "not a PyTorch zip archive or pickle; refusing to unpickle it",
+    )  # fmt: skip
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_a_safetensors_file_named_pth_is_read_as_safetensors(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from poseadapt.interop.safe_load import load_state_dict_file
+
+    save_file({"w": torch.ones(2)}, str(tmp_path / "w.pth"))
+    tensors, extra = load_state_dict_file(tmp_path / "w.pth", "ViTPose checkpoint")
+    assert torch.equal(tensors["w"], torch.ones(2)) and extra == {}
+
+
+def test_pseudo_label_calls_ann_the_annotation_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = _files(tmp_path)
+    argv = ["pseudo-label", "--checkpoint", "none.safetensors", "--ann", str(files["dir"]), "--images",
+            str(files["images"]), "--out", str(tmp_path / "labels.json")]  # fmt: skip
+    code, err = run(argv, capsys)
+    assert_one_line(code, err, f"annotation file {files['dir']} is a directory, expected a JSON file")
+    assert "boxes file" not in err
+
+
+# --------------------------------------------------------------------------------- score: nothing to score against
+@pytest.mark.parametrize("metric", ["ap", "pck"])
+@pytest.mark.parametrize("people", ["none", "unlabelled"])
+def test_score_warns_when_the_ground_truth_has_no_keypoints(
+    tmp_path: Path, metric: str, people: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 0 and pycocotools' -1 ("-") stay; one `warning:` line on stderr says why every number is undefined."""
+    ann, _ = _coco_with_images(tmp_path)
+    coco = json.loads(ann.read_text())
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps([{"image_id": 1, "category_id": 1, "keypoints": [20, 30, 1] * 17, "score": 0.9}]))
+    code, err = run(["score", "--gt", str(ann), "--pred", str(pred), "--metric", metric], capsys)
+    assert code == 0 and err == "", err  # a ground truth with people: no warning
+    if people == "none":
+        coco["annotations"] = []
+    else:
+        for a in coco["annotations"]:
+            a.update(keypoints=[0] * 51, num_keypoints=0)
+    ann.write_text(json.dumps(coco))
+    code, err = run(["score", "--gt", str(ann), "--pred", str(pred), "--metric", metric, "--json"], capsys)
+    undefined = "every metric is" if metric == "ap" else "PCK is"
+    assert code == 0
+    assert err == f"warning: the ground truth has no keypoint annotations; {undefined} undefined\n"

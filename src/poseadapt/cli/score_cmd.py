@@ -73,6 +73,8 @@ def run(
         rate = implausible_rate_of_files(pose_prior, gt, pred, schema)
         result.values["implausible_rate"] = rate.pop("implausible_rate")
         result.info.update(rate)
+    for line in result.warnings:  # stderr: the numbers stay (-1 / "-") and the exit code 0, as pycocotools has it
+        sys.stderr.write(f"warning: {line}\n")
     if json_out:
         sys.stdout.write(json.dumps(_json_safe(result.to_dict()), indent=2) + "\n")
         return

@@ -68,7 +68,7 @@ def split_images(
 
 def run(ann: Path, out: Path, group_by: str | None, ratios_text: str, seed: int, json_out: bool) -> dict[str, Any]:
     from poseadapt.cli.io import check_output, print_json, write_json
-    from poseadapt.data.validate import read_json
+    from poseadapt.data.validate import Problems, keypoint_count_mistakes, read_json
 
     shares = parse_ratios(ratios_text)
     check_output(out, "--out", folder=True)
@@ -78,6 +78,9 @@ def run(ann: Path, out: Path, group_by: str | None, ratios_text: str, seed: int,
     images = [im for im in data["images"] if isinstance(im, dict) and isinstance(im.get("id"), int)]
     if not images:
         raise DataError(f"{ann}: no images to split")
+    problems = Problems(str(ann))
+    keypoint_count_mistakes(data, problems)  # a wrong-length keypoint list would be copied into every split
+    problems.raise_if_any()
     parts = split_images(images, shares, seed, group_by)
     anns = [a for a in data.get("annotations") or [] if isinstance(a, dict)]
     summary: dict[str, Any] = {"file": str(ann), "seed": seed, "group_by": group_by, "splits": {}}

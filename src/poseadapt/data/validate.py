@@ -398,6 +398,32 @@ def fmt_values(values: np.ndarray) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ annotation mistakes
+def keypoint_count_mistakes(data: Any, problems: Problems) -> None:
+    """Schema-free: each annotation's `keypoints` list has 3 values per keypoint name its category lists.
+
+    Works on the raw parsed file (no schema needed, so `poseadapt split` can check any COCO file). Annotations
+    without a `keypoints` list, and those of a category that lists no keypoint names, are not checked.
+    """
+    if not isinstance(data, dict):
+        return
+    names = {c["id"]: c for c in data.get("categories") or []
+             if isinstance(c, dict) and type(c.get("id")) is int and isinstance(c.get("keypoints"), list)
+             and c["keypoints"]}  # fmt: skip
+    if not names:
+        return
+    for ann in data.get("annotations") or []:
+        if not isinstance(ann, dict) or type(ann.get("keypoints")) is not list:
+            continue
+        category = names.get(ann.get("category_id")) if type(ann.get("category_id")) is int else None
+        if category is None or len(ann["keypoints"]) == 3 * len(category["keypoints"]):
+            continue
+        k = len(category["keypoints"])
+        problems.add(
+            f"annotation {ann.get('id')} (image {ann.get('image_id')}): 'keypoints' has {len(ann['keypoints'])} "
+            f"values, expected {3 * k} (3 x {k} keypoints of category {category['id']} '{category.get('name')}')"
+        )
+
+
 def annotation_mistakes(data: Any, problems: Problems, *, tolerance: float = 0.02) -> None:
     """Mistakes a file can make while being valid COCO (what `poseadapt check` looks for on top of the loader):
 

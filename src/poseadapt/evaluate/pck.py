@@ -145,6 +145,8 @@ def _scorable(data: KeypointData) -> np.ndarray:
 
 
 def _group(ids: np.ndarray) -> dict[int, np.ndarray]:
+    if ids.size == 0:  # np.split of an empty array still yields one (empty) part
+        return {}
     order = np.argsort(ids, kind="stable")
     uniq, starts = np.unique(ids[order], return_index=True)
     return {int(u): part for u, part in zip(uniq, np.split(order, starts[1:]), strict=True)}

@@ -24,7 +24,7 @@ def read_boxes_file(path: str | Path) -> dict[str, Any]:
     from poseadapt.evaluate.topdown import check_box
 
     path = Path(path)
-    data = read_json(path, "boxes file")
+    data = read_json(path, "annotation file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or "annotations" not in data:
         raise DataError(f"{path}: a COCO file needs 'images' and 'annotations' lists")
     for i, im in enumerate(data["images"]):

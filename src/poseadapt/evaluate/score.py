@@ -20,6 +20,7 @@ from poseadapt.evaluate.oks import coco_keypoint_stats
 from poseadapt.schemas import KeypointSchema
 
 METRICS: tuple[str, ...] = ("ap", "pck", "pckh", "auc", "epe")
+NO_KEYPOINTS_WARNING = "the ground truth has no keypoint annotations; "
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ScoreResult:
     values: dict[str, float]  # AP..AR_L for ap; {"PCK": ...} etc. otherwise
     per_keypoint: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # `poseadapt score` prints each as a `warning:` line
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.values)
@@ -58,7 +60,11 @@ def score_files(
     if metric not in METRICS:
         raise PoseAdaptError(f"unknown metric '{metric}' (choose {', '.join(METRICS)})")
     if metric == "ap":
-        return _score_ap(Path(gt), Path(pred), schema, per_keypoint, engine)
+        result = _score_ap(Path(gt), Path(pred), schema, per_keypoint, engine)
+        # pycocotools' -1: no GT person counts (none non-crowd with a labelled keypoint), so nothing is defined
+        if result.values.get("AP") == -1 and result.values.get("AR") == -1:
+            result.warnings.append(NO_KEYPOINTS_WARNING + "every metric is undefined")
+        return result
     from poseadapt.data.coco import load_coco_keypoints, load_predictions
     from poseadapt.evaluate.pck import compute_pck_metric
 
@@ -77,7 +83,10 @@ def score_files(
     values = {metric.upper(): info.pop(metric.upper())}
     per = info.pop("per_keypoint", {})
     info.pop("metric")
-    return ScoreResult(metric, gt_data.schema.name, values, per if per_keypoint else {}, info)
+    out = ScoreResult(metric, gt_data.schema.name, values, per if per_keypoint else {}, info)
+    if info.get("gt_people") == 0:
+        out.warnings.append(NO_KEYPOINTS_WARNING + f"{metric.upper()} is undefined")
+    return out
 
 
 def _score_ap(

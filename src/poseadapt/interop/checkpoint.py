@@ -97,6 +97,8 @@ def read_header(path: str | Path) -> dict[str, Any]:
     from safetensors import SafetensorError, safe_open
 
     path = resolve_checkpoint(path)
+    if path.is_dir():
+        raise PoseAdaptError(f"checkpoint {path} is a folder, expected a poseadapt checkpoint file (.safetensors)")
     if not path.is_file():
         raise PoseAdaptError(f"checkpoint not found: {path}")
     try:

@@ -45,6 +45,7 @@ BACKBONE_KEYS = [
 ]
 HEAD_KEYS = [(r"head\.((?:deconv_layers|conv_layers|final_layer|mlp|gau|cls_x|cls_y)\..+)", r"heads.{head}.\1")]
 CSPNEXT_PREFIXES = ("backbone.stem.", "backbone.stage1.", "backbone.stage4.")
+FORMAT_NAMES = {"mmpose": "MMPose", "sapiens": "Sapiens"}  # how messages name the file of each format
 
 
 def import_mmpretrain_layout(
@@ -56,7 +57,7 @@ def import_mmpretrain_layout(
 ) -> tuple[PoseModel, ImportReport]:
     """An mmpretrain-ViT + HeatmapHead checkpoint (mmpose 1.x ViTPose, Sapiens) -> PoseModel."""
     report = ImportReport(source=str(src), format=fmt)
-    tensors, _ = load_state_dict_file(src)
+    tensors, _ = load_state_dict_file(src, f"{FORMAT_NAMES.get(fmt, fmt)} checkpoint")
     tensors = strip_prefix(tensors, ("module.",))
     if any(k.startswith(CSPNEXT_PREFIXES) for k in tensors):
         raise PoseAdaptError(

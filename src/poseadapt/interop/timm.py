@@ -62,7 +62,7 @@ def import_timm(
 ) -> tuple[PoseModel, ImportReport]:
     """timm-layout ViT weights -> PoseModel with that backbone and a fresh head for `schema` (default coco17)."""
     report = ImportReport(source=str(src), format="timm")
-    tensors, _ = load_state_dict_file(src)
+    tensors, _ = load_state_dict_file(src, "timm checkpoint")
     tensors = strip_prefix(tensors, ("module.", "model.", "encoder.", "backbone."))
     proj = tensors.get("patch_embed.proj.weight")
     if proj is None or "pos_embed" not in tensors or "blocks.0.mlp.fc1.weight" not in tensors:

@@ -92,7 +92,7 @@ def import_vitpose(
 ) -> tuple[PoseModel, ImportReport]:
     """Original ViTPose / ViTPose++ `.pth` -> PoseModel (all heads kept, in ViTPose++ dataset order)."""
     report = ImportReport(source=str(src), format="vitpose")
-    tensors, _ = load_state_dict_file(src)
+    tensors, _ = load_state_dict_file(src, "ViTPose checkpoint")
     tensors = strip_prefix(tensors, ("module.",))
     bb = sub_dict(tensors, "backbone.")
     backbone = backbone_config(

@@ -276,6 +276,8 @@ class KeypointSchema:
         import yaml
 
         path = Path(path)
+        if path.is_dir():
+            raise SchemaError(f"schema {path} is a folder, expected a schema YAML file")
         if not path.is_file():
             raise SchemaError(f"schema file not found: {path}")
         try:
