@@ -38,8 +38,8 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
 - `inverted` (session 16): the same rounds started from the built-in model reading the 600 frames inverted
   (black-hot; it reads a dark body on a light ground far better than a light one on a dark ground):
   `inv_round1..3`, the last also with training seeds 1 and 2 on the same labels (`compare --seeds` against the
-  foundation model, share of sup600's gain with its interval); then rounds 4 and 5, paired against round 3.
-  About 20 min.
+  foundation model, share of sup600's gain with its interval); then rounds 4 and 5, and `zero_fda_mt`'s mean
+  teacher continuing from round 3, paired against round 3. About 20 min.
 """
 
 from __future__ import annotations
@@ -229,14 +229,18 @@ def thermal_frames(out: Path) -> Path:
     return unlabelled
 
 
+def write_mt_recipes(out: Path, frames: str, prior: str) -> None:
+    """OUT/zero_gray_mt.yaml and OUT/zero_fda_mt.yaml: the grey and the FDA adults, each with the mean teacher."""
+    gray = GRAY_MT_RECIPE.replace("PRIOR", prior)
+    fda = gray.replace("      - {type: RandomBlur, prob: 0.3}\n", FDA_STEP + "      - {type: RandomBlur, prob: 0.3}\n")
+    (out / "zero_gray_mt.yaml").write_text(gray)
+    (out / "zero_fda_mt.yaml").write_text(fda.replace("FRAMES", frames))
+
+
 def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
     runs, unlabelled = out / "runs", thermal_frames(out)
     frames, prior = str(unlabelled / "images"), str(infant_prior(out))
-    gray = GRAY_MT_RECIPE.replace("PRIOR", prior)
-    fda = gray.replace("      - {type: RandomBlur, prob: 0.3}\n", FDA_STEP + "      - {type: RandomBlur, prob: 0.3}\n")
-    recipes = {"zero_gray_mt": gray, "zero_fda_mt": fda.replace("FRAMES", frames)}
-    for name, text in recipes.items():
-        (out / f"{name}.yaml").write_text(text)
+    write_mt_recipes(out, frames, prior)
     (out / "sup600.yaml").write_text(SUP_RECIPE)
     boxes = str(unlabelled / "annotations/infant_coco17.json")  # its keypoints are never read
     models: dict[str, Path | str] = {"foundation": FM}
@@ -358,8 +362,13 @@ def main() -> None:
                                 str(flipped.parent.parent / "images"), "--json"))  # fmt: skip
         print(f"the built-in model on the thermal test infants inverted: AP {100 * reading['AP']:.1f}")
         later, _ = inverted_runs(out, rounds=5, seeds=1)  # do more rounds help? paired against round 3
+        # or the FDA mean teacher (session 15's zero_fda_mt recipe) continuing from round 3
+        write_mt_recipes(out, str(thermal_frames(out) / "images"), str(infant_prior(out)))
+        later["mt_from_round3"] = train(str(out / "zero_fda_mt.yaml"), out / "runs/mt_from_r3",
+                                        f"model.checkpoint={later['inv_round3']}")  # fmt: skip
         print(sh(
-            "compare", *[a for k in ("inv_round3", "inv_round4", "inv_round5") for a in ("--model", f"{k}={later[k]}")],
+            "compare", *[a for k in ("inv_round3", "inv_round4", "inv_round5", "mt_from_round3")
+                         for a in ("--model", f"{k}={later[k]}")],
             "--test", f"infant_thermal={tests['infant_thermal']}", "--baseline", "inv_round3",
             "--out", str(out / "compare_rounds45"), "--bootstrap", "1000",
         ))  # fmt: skip
