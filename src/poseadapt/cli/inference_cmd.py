@@ -5,6 +5,7 @@ torch is imported inside the functions, so loading this module (and `poseadapt -
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,8 @@ def predict_cmd(
 
     if min_score is None:
         min_score = DEFAULT_MIN_SCORE
-    if not 0.0 <= min_score <= 1.0:
-        raise PoseAdaptError(f"--min-score must be between 0 and 1, got {min_score}")
+    if math.isnan(min_score):  # no range: heatmap scores can leave [0, 1]; -1 draws every keypoint, 1e9 none
+        raise PoseAdaptError(f"--min-score must be a number, got {min_score}")
     check_output(out, "--out", folder=True)
 
     images = _collect_images(inputs)
