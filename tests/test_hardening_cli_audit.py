@@ -283,6 +283,9 @@ def test_a_folder_given_for_a_file_is_called_a_folder(tmp_path: Path, capsys: py
     assert_one_line(code, err, f"checkpoint {folder} is a folder, expected a poseadapt checkpoint file (.safetensors)")
     code, err = run(["import", "vitpose", str(folder), "--out", str(tmp_path / "c.safetensors")], capsys)
     assert_one_line(code, err, f"ViTPose checkpoint {folder} is a folder, expected a checkpoint file (.pth / ")
+    argv = ["compare", "--model", f"m={folder}", "--test", f"t={ann}", "--out", str(tmp_path / "cmp")]
+    code, err = run(argv, capsys)
+    assert_one_line(code, err, f"model 'm': checkpoint {folder} is a folder, expected a poseadapt checkpoint file")
     assert not (tmp_path / "o").exists() and not (tmp_path / "c.safetensors").exists()
 
 

@@ -137,6 +137,8 @@ def load_model_for(spec: ModelSpec) -> Any:
     from poseadapt.interop.checkpoint import load_checkpoint
 
     path = spec.checkpoint or ""
+    if not path.startswith("builtin:") and Path(path).is_dir():
+        raise DataError(f"model '{spec.name}': checkpoint {path} is a folder, expected a poseadapt checkpoint file")
     if not path.startswith("builtin:") and not Path(path).is_file():
         raise DataError(f"model '{spec.name}': checkpoint not found: {path}")
     try:
