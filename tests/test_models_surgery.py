@@ -181,3 +181,46 @@ def test_recipes_fine_tune_a_checkpoint_at_another_input_size(tmp_path, tiny_rec
     model = load_checkpoint(tmp_path / "down" / "final.safetensors")
     assert model.input_size == (96, 128) and model.config.input_downsample == 2
     assert model.config.backbone.img_size == (64, 48)
+
+
+def test_an_inverted_input_model_reads_x_as_the_original_reads_255_minus_x(tmp_path):
+    """The inversion lives in mean / std, so it is exact, survives a checkpoint, and is undone by asking again."""
+    from poseadapt.interop.checkpoint import load_checkpoint
+    from poseadapt.models.surgery import with_input_inverted
+
+    model = randomize(create_model("vit_tiny", "coco17", "simple", img_size=(64, 48))).eval()
+    assert not model.config.input_inverted
+    inverted = with_input_inverted(model).eval()
+    assert inverted.config.input_inverted and with_input_inverted(inverted) is inverted
+    pixels = torch.randint(0, 256, (2, 3, 64, 48)).float()
+    with torch.no_grad():
+        expected = model(model.normalize(255.0 - pixels))
+        torch.testing.assert_close(inverted(inverted.normalize(pixels)), expected)
+        assert not torch.allclose(model(model.normalize(pixels)), expected)
+    again = load_checkpoint(save_checkpoint(inverted, tmp_path / "inv.safetensors"))
+    assert again.config.input_inverted
+    with torch.no_grad():
+        torch.testing.assert_close(again(again.normalize(pixels)), expected)
+    back = with_input_inverted(again, False)
+    torch.testing.assert_close(torch.tensor(back.config.std), torch.tensor(model.config.std))
+    torch.testing.assert_close(torch.tensor(back.config.mean), torch.tensor(model.config.mean))
+    with pytest.raises(PoseAdaptError, match="one sign"):
+        from dataclasses import replace
+
+        replace(model.config, std=(58.0, -57.0, 57.0))
+
+
+def test_recipe_key_invert_input_trains_and_records_an_inverting_model(tmp_path, tiny_recipe, cli_train):
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    cli_train(tiny_recipe, tmp_path / "plain")
+    plain = tmp_path / "plain/final.safetensors"
+    cli_train(tiny_recipe, tmp_path / "inv", "model.invert_input=true", f"model.checkpoint={plain}")
+    inverted = load_checkpoint(tmp_path / "inv/final.safetensors")
+    assert inverted.config.input_inverted and not load_checkpoint(plain).config.input_inverted
+    # null keeps what the checkpoint does; false turns it back
+    cli_train(tiny_recipe, tmp_path / "keep", f"model.checkpoint={tmp_path / 'inv/final.safetensors'}")
+    assert load_checkpoint(tmp_path / "keep/final.safetensors").config.input_inverted
+    cli_train(tiny_recipe, tmp_path / "back", "model.invert_input=false",
+              f"model.checkpoint={tmp_path / 'inv/final.safetensors'}")  # fmt: skip
+    assert not load_checkpoint(tmp_path / "back/final.safetensors").config.input_inverted

@@ -63,6 +63,8 @@ class PoseModelConfig:
         object.__setattr__(self, "heads", tuple(self.heads))
         if not self.heads:
             raise PoseAdaptError("a pose model needs at least one head")
+        if len(set(v < 0 for v in self.std)) > 1 or any(v == 0 for v in self.std):
+            raise PoseAdaptError(f"std must be non-zero and of one sign in every channel, got {list(self.std)}")
         if int(self.input_downsample) < 1:
             raise PoseAdaptError(f"input_downsample must be a positive integer, got {self.input_downsample}")
         if self.input_downsample > 1 and any(h.config.kind != "heatmap" for h in self.heads):
@@ -73,6 +75,11 @@ class PoseModelConfig:
         experts = self.backbone.num_experts
         if experts and len(self.heads) > 1 and len(self.heads) > experts:
             raise PoseAdaptError(f"{len(self.heads)} heads but only {experts} backbone experts")
+
+    @property
+    def input_inverted(self) -> bool:
+        """Whether the model reads pixels inverted (255 - value): its std is negative (surgery.with_input_inverted)."""
+        return all(v < 0 for v in self.std)
 
     def to_dict(self) -> dict[str, Any]:
         data = {

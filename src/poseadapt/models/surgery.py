@@ -275,6 +275,25 @@ def with_input_downsample(model: PoseModel, factor: int) -> PoseModel:
     return new
 
 
+def with_input_inverted(model: PoseModel, inverted: bool = True) -> PoseModel:
+    """The same weights reading every pixel inverted (255 - value) when `inverted`, or as given when not.
+
+    For cameras whose palette is the negative of what the weights learned from, e.g. a white-hot thermal camera
+    read by a colour-trained model. The inversion lives in the input normalisation: (255 - x - mean) / std equals
+    (x - (255 - mean)) / -std, so the checkpoint, `predict`, `eval` and an ONNX export's mean / std carry it with
+    no extra step. A negative std marks an inverting model; asking for what the model already does changes nothing.
+    """
+    if model.config.input_inverted == inverted:
+        return model
+    config = model.config
+    new = PoseModel(
+        replace(config, mean=tuple(255.0 - v for v in config.mean), std=tuple(-v for v in config.std)), model.schemas
+    )
+    new.load_state_dict(model.state_dict())
+    new.provenance = dict(getattr(model, "provenance", {}))
+    return new
+
+
 def _scaled_codec(codec: dict[str, Any], old_size: tuple[int, int], size: tuple[int, int]) -> dict[str, Any]:
     """A heatmap codec config for crops of `size` instead of `old_size` (w, h): heatmaps and sigma scale alike."""
     codec = dict(codec)

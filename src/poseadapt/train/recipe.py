@@ -51,6 +51,11 @@ class ModelSection(Section):
     input_downsample: int = Field(
         1, ge=1, le=8, description="shrink the crop by this before the backbone, enlarge heatmaps by it after"
     )
+    invert_input: bool | None = Field(
+        None,
+        description="read every pixel inverted (255 - value), e.g. a white-hot thermal camera with colour-trained "
+        "weights; the checkpoint records it (null: as the checkpoint does)",
+    )
 
     @field_validator("schemas", mode="before")
     @classmethod
