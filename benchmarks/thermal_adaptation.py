@@ -41,7 +41,9 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
   foundation model, share of sup600's gain with its interval); then rounds 4 and 5, and `zero_fda_mt`'s mean
   teacher continuing from round 3, paired against round 3; then the whole pipeline inverted (`invpipe_round1..3`:
   every round reads and trains on the inverted frames, scored on the inverted test images), with 3 seeds of its
-  last round and its own supervised reference `sup600_inv` (the same frames inverted, WITH labels). About 35 min.
+  last round and its own supervised reference `sup600_inv` (the same frames inverted, WITH labels); then the
+  inversion inside the model instead (`invmodel_round1..3`, recipe key `model.invert_input: true`, 3 seeds),
+  scored on the frames as filmed. About 45 min.
 """
 
 from __future__ import annotations
@@ -263,7 +265,7 @@ def fda_runs(out: Path, rounds: int = 2) -> dict[str, Path | str]:
 
 
 def inverted_runs(
-    out: Path, rounds: int = 3, seeds: int = 3, stay_inverted: bool = False
+    out: Path, rounds: int = 3, seeds: int = 3, stay_inverted: bool = False, in_model: bool = False
 ) -> tuple[dict[str, Path | str], list[str]]:
     """Self-training rounds started from the built-in model reading the unlabelled frames inverted (black-hot).
 
@@ -271,7 +273,9 @@ def inverted_runs(
     clothes, which the built-in model reads; round 1's labels come from that reading, later rounds read the frames
     as filmed (`inv_round*`) or, with `stay_inverted`, every round reads and trains on the inverted frames and the
     model is meant for inverted frames (`invpipe_round*`; `sup600_inv` is its supervised reference, the same 600
-    inverted frames WITH labels). The last round is re-trained on the same labels with `seeds` training seeds.
+    inverted frames WITH labels); with `in_model`, every round trains with `model.invert_input: true`, so the model
+    inverts whatever it reads, the frames as filmed and the visible adults alike (`invmodel_round*`). The last round
+    is re-trained on the same labels with `seeds` training seeds.
     """
     runs, unlabelled = out / "runs", thermal_frames(out)
     frames, prior = str(unlabelled / "images"), str(infant_prior(out))
@@ -283,7 +287,8 @@ def inverted_runs(
             cv2.imwrite(str(inverted / frame.name), 255 - cv2.imread(str(frame)))
     (out / "sup600.yaml").write_text(SUP_RECIPE)
     models: dict[str, Path | str] = {"foundation": FM}
-    name, trains_on = ("invpipe", str(inverted)) if stay_inverted else ("inv", frames)
+    name, trains_on = ("invpipe", str(inverted)) if stay_inverted else ("invmodel" if in_model else "inv", frames)
+    inverting = ("model.invert_input=true",) if in_model else ()
     teacher, read_from = FM, str(inverted)
     for r in range(1, rounds + 1):
         labels = out / f"{'inv' if r == 1 else name}_round{r}_labels.json"  # round 1's labels are shared
@@ -292,15 +297,18 @@ def inverted_runs(
                "--out", str(labels), "--min-score", "0.4", "--decode-prior", prior)  # fmt: skip
         recipe = out / f"{name}_round{r}.yaml"
         recipe.write_text(ROUND_RECIPE.replace("LABELS", str(labels)).replace("FRAMES", trains_on))
-        teacher = models[f"{name}_round{r}"] = train(str(recipe), runs / f"{name}_round{r}")
+        teacher = models[f"{name}_round{r}"] = train(str(recipe), runs / f"{name}_round{r}", *inverting)
         read_from = trains_on
     last = f"{name}_round{rounds}"
     for seed in range(1, seeds):
-        models[f"{last}_s{seed}"] = train(str(out / f"{last}.yaml"), runs / f"{last}_s{seed}", f"train.seed={seed}")
+        models[f"{last}_s{seed}"] = train(str(out / f"{last}.yaml"), runs / f"{last}_s{seed}", f"train.seed={seed}",
+                                          *inverting)  # fmt: skip
     models["sup600"] = train(str(out / "sup600.yaml"), runs / "sup600")
     if stay_inverted:
         labelled = f"data.train=[{{ann: {boxes}, images: {inverted}}}]"  # the reference reads the labels
         models["sup600_inv"] = train(str(out / "sup600.yaml"), runs / "sup600_inv", labelled)
+    if in_model:  # its supervised reference: sup600 with the inversion inside the model
+        models["sup600_invmodel"] = train(str(out / "sup600.yaml"), runs / "sup600_invmodel", *inverting)
     return models, [last] + [f"{last}_s{seed}" for seed in range(1, seeds)]
 
 
@@ -395,6 +403,18 @@ def main() -> None:
             print(f"invpipe share of sup600_inv's gain from the foundation model reading {start}: "
                   f"{100 * (100 * mean['AP'] - base) / gain:.0f}% [{100 * (low - base) / gain:.0f}%, "
                   f"{100 * (high - base) / gain:.0f}%] (images and runs of invpipe; the rest fixed)")  # fmt: skip
+        # the inversion inside the model (`model.invert_input`): it reads the frames as filmed
+        inside, inside_last = inverted_runs(out, in_model=True)
+        filmed = {"as_filmed": tests["infant_thermal"], "adult": tests["adult"]}
+        table = seed_table(out / "compare_invmodel_seeds", {**inside, "invpipe_round3": piped["invpipe_round3"]},
+                           {"invmodel_last": inside_last}, filmed, "foundation")  # fmt: skip
+        group = next(g for g in table["seed_groups"] if (g["group"], g["test"]) == ("invmodel_last", "as_filmed"))
+        ap = {(r["model"], r["test"]): r["AP"] for r in table["results"]}
+        for ref in ("sup600_invmodel", "sup600"):
+            gain = ap[(ref, "as_filmed")] - ap[("foundation", "as_filmed")]
+            d = group["vs_baseline"]
+            print(f"invmodel share of {ref}'s gain: {100 * d['delta_AP'] / gain:.0f}% "
+                  f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
 
 
 if __name__ == "__main__":
