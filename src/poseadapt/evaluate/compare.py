@@ -136,18 +136,13 @@ def load_model_for(spec: ModelSpec) -> Any:
     """The PoseModel of a checkpoint spec; any failure to load is one line naming the model."""
     from poseadapt.interop.checkpoint import load_checkpoint
 
-    path = spec.checkpoint or ""
-    if not path.startswith("builtin:") and Path(path).is_dir():
-        raise DataError(f"model '{spec.name}': checkpoint {path} is a folder, expected a poseadapt checkpoint file")
-    if not path.startswith("builtin:") and not Path(path).is_file():
-        raise DataError(f"model '{spec.name}': checkpoint not found: {path}")
-    try:
-        return load_checkpoint(path)
+    try:  # the loader's own lines (not found, a folder, not a checkpoint), named by the model
+        return load_checkpoint(spec.checkpoint or "")
     except PoseAdaptError as exc:
         raise PoseAdaptError(f"model '{spec.name}': {exc}") from None
     except Exception as exc:  # a corrupt or foreign file: safetensors / json errors
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PoseAdaptError(f"model '{spec.name}': cannot load {path} ({first})") from None
+        raise PoseAdaptError(f"model '{spec.name}': cannot load {spec.checkpoint} ({first})") from None
 
 
 def results_predictions(spec: ModelSpec, test: TestSet) -> Any:

@@ -113,7 +113,7 @@ def build_model_and_source(recipe: Recipe) -> tuple[Any, Any | None]:
         )
         if d > 1:
             model = with_input_downsample(model, d)
-    if m.invert_input is not None and model.config.input_inverted != m.invert_input:
+    if m.invert_input is not None:
         from poseadapt.models.surgery import with_input_inverted
 
         model = with_input_inverted(model, m.invert_input)  # the source model keeps reading as it did
