@@ -82,3 +82,89 @@ def test_bad_boxes_are_one_line_and_write_nothing(
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_invert_images_reads_as_the_model_reads_inverted_copies(
+    unlabelled: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--invert-images` (eval, pseudo-label) gives what the model gives on copies with every pixel 255 - value.
+
+    Crops reaching past the image are padded black before the inversion, so the flag reads that padding white; the
+    copies sit on a white canvas (inverted black) wide enough for every crop, shifted by OFFSET pixels."""
+    import cv2
+
+    offset = 256
+    labelled, boxes = unlabelled
+    images = labelled.parent.parent / "images"
+    copies = tmp_path / "inverted"
+    copies.mkdir()
+    renamed = {}
+    for image in sorted(images.iterdir()):  # PNG: lossless, so both readings see the same pixels
+        pixels = 255 - cv2.imread(str(image))
+        canvas = np.full((pixels.shape[0] + 2 * offset, pixels.shape[1] + 2 * offset, 3), 255, np.uint8)
+        canvas[offset : offset + pixels.shape[0], offset : offset + pixels.shape[1]] = pixels
+        cv2.imwrite(str(copies / f"{image.stem}.png"), canvas)
+        renamed[image.name] = f"{image.stem}.png"
+    for src, name in ((labelled, "gt.json"), (boxes, "boxes.json")):
+        data = json.loads(src.read_text())
+        for im in data["images"]:
+            im["file_name"] = renamed[Path(im["file_name"]).name]
+            im["width"], im["height"] = im["width"] + 2 * offset, im["height"] + 2 * offset
+        for ann in data["annotations"]:
+            ann["bbox"][:2] = [ann["bbox"][0] + offset, ann["bbox"][1] + offset]
+            if "keypoints" in ann:
+                kp = np.array(ann["keypoints"], float).reshape(-1, 3)
+                kp[:, :2] += offset * (kp[:, 2:] > 0)
+                ann["keypoints"] = kp.ravel().tolist()
+            ann.pop("segmentation", None)
+        (tmp_path / name).write_text(json.dumps(data))
+    model = ["--checkpoint", "builtin:synthpose-vit-tiny"]
+    reads = {}
+    for how, folder, gt, ann, extra in (
+        ("flag", images, labelled, boxes, ["--invert-images"]),
+        ("copies", copies, tmp_path / "gt.json", tmp_path / "boxes.json", []),
+    ):
+        preds_file, labels_file = tmp_path / f"{how}.json", tmp_path / f"{how}_pseudo.json"
+        assert run(["eval", *model, "--ann", str(gt), "--images", str(folder), "--out", str(preds_file), "--json",
+                    *extra]) == 0  # fmt: skip
+        ap = json.loads(capsys.readouterr().out)["AP"]
+        assert run(["pseudo-label", *model, "--ann", str(ann), "--images", str(folder), "--out", str(labels_file),
+                    "--json", *extra]) == 0  # fmt: skip
+        capsys.readouterr()
+        preds = sorted(json.loads(preds_file.read_text()), key=lambda p: p["image_id"])
+        labels = sorted(json.loads(labels_file.read_text())["annotations"], key=lambda a: a["image_id"])
+        shift = np.array([0, 0, 0] if how == "flag" else [offset, offset, 0], float)
+        pred_xy = np.array([p["keypoints"] for p in preds]).reshape(len(preds), -1, 3) - shift
+        label_xy = np.array([a["keypoints"] for a in labels], float).reshape(len(labels), -1, 3)
+        label_xy[..., :2] -= shift[:2] * (label_xy[..., 2:] > 0)
+        reads[how] = ap, pred_xy, label_xy
+    (ap_flag, pred_flag, label_flag), (ap_copies, pred_copies, label_copies) = reads["flag"], reads["copies"]
+    assert ap_flag == pytest.approx(ap_copies, abs=1e-6)
+    np.testing.assert_allclose(pred_flag, pred_copies, atol=1e-2)
+    np.testing.assert_allclose(label_flag, label_copies, atol=1e-2)
+    # and it is not a no-op: the model reads the images as they are differently
+    assert run(["eval", *model, "--ann", str(labelled), "--images", str(images), "--out", str(tmp_path / "plain.json"),
+                "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    plain = sorted(json.loads((tmp_path / "plain.json").read_text()), key=lambda p: p["image_id"])
+    assert np.abs(np.array([p["keypoints"] for p in plain]).reshape(pred_flag.shape) - pred_flag).max() > 1.0
+
+
+def test_min_score_takes_any_number_and_warns_when_it_keeps_nothing(
+    unlabelled: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled, boxes = unlabelled
+    images = labelled.parent.parent / "images"
+    args = ["pseudo-label", "--checkpoint", "builtin:synthpose-vit-tiny", "--ann", str(boxes), "--images",
+            str(images)]  # fmt: skip
+    assert run([*args, "--out", str(tmp_path / "none.json"), "--min-score", "1e9"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no keypoint scored >= 1000000000.0" in err and "Traceback" not in err
+    assert all(a["num_keypoints"] == 0 for a in json.loads((tmp_path / "none.json").read_text())["annotations"])
+    assert run([*args, "--out", str(tmp_path / "all.json"), "--min-score", "-1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    kept = [a["num_keypoints"] for a in json.loads((tmp_path / "all.json").read_text())["annotations"]]
+    assert kept == [17] * 6
+    assert run([*args, "--out", str(tmp_path / "nan.json"), "--min-score", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --min-score must be a number, got nan" and not (tmp_path / "nan.json").exists()

@@ -93,6 +93,7 @@ def predict_cmd(
     min_score: float | None = None,
     decode_prior: Path | None = None,
     upright_test: bool = False,
+    invert_images: bool = False,
 ) -> None:
     """`image_id`s: the ground truth's with `ann` (matched by file name), else 1..N in sorted file-name order
     (each row also carries its `file_name`); scoring 1..N ids against a file with other ids would be wrong.
@@ -112,7 +113,6 @@ def predict_cmd(
         read_image,
         select,
     )
-    from poseadapt.interop.checkpoint import load_checkpoint
     from poseadapt.models.inference import DEFAULT_MIN_SCORE, draw_pose
 
     if min_score is None:
@@ -127,7 +127,7 @@ def predict_cmd(
         id_of, category_id = image_ids_from_ann(ann, images)
     else:
         id_of, category_id = {path: i for i, path in enumerate(images, start=1)}, None
-    model = load_checkpoint(checkpoint)
+    model = reading_model(checkpoint, invert_images)
     schema = model.schemas[model.head_index(head) if head else 0]
     decoder = prior_decoder(decode_prior, schema, model.codec)
     ids, rows, names = [], [], {}
@@ -199,6 +199,23 @@ def predict_cmd(
             )
 
 
+def reading_model(checkpoint: Path, invert_images: bool) -> Any:
+    """The checkpoint's model; with `invert_images`, the same weights reading every image inverted (255 - value).
+
+    The inversion toggles what the checkpoint does (surgery.with_input_inverted), so it is exact and free, and a
+    model trained with `model.invert_input` given `--invert-images` reads the images as its weights did before.
+    Crop padding past the image is black before the inversion, so it reads as an inverted frame's white border.
+    """
+    from poseadapt.interop.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    if not invert_images:
+        return model
+    from poseadapt.models.surgery import with_input_inverted
+
+    return with_input_inverted(model, not model.config.input_inverted).eval()
+
+
 def prior_decoder(path: Path | None, schema: Any, codec: Any) -> Any:
     """A PriorDecoder for `--decode-prior` (None without one); a prior missing the schema's keypoints is one line."""
     if path is None:
@@ -224,10 +241,10 @@ def eval_cmd(
     prior: Path | None = None,
     decode_prior: Path | None = None,
     upright_test: bool = False,
+    invert_images: bool = False,
 ) -> None:
     from poseadapt.cli.io import check_output, print_json, progress_callback, write_json
     from poseadapt.evaluate.topdown import detection_people, evaluate_model, load_ground_truth
-    from poseadapt.interop.checkpoint import load_checkpoint
 
     if not images_dir.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images_dir}")
@@ -238,7 +255,7 @@ def eval_cmd(
         from poseadapt.priors import PosePrior
 
         pose_prior = PosePrior.load(prior)
-    model = load_checkpoint(checkpoint)
+    model = reading_model(checkpoint, invert_images)
     schema = model.schemas[model.head_index(head) if head else 0]
     decoder = prior_decoder(decode_prior, schema, model.codec)
     gt = load_ground_truth(ann, schema)
@@ -287,18 +304,18 @@ def pseudo_label_cmd(
     decode_prior: Path | None,
     json_out: bool,
     upright_test: bool = False,
+    invert_images: bool = False,
 ) -> None:
     from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
-    from poseadapt.interop.checkpoint import load_checkpoint
 
-    if not 0.0 <= min_score <= 1.0:
-        raise PoseAdaptError(f"--min-score must be between 0 and 1, got {min_score}")
+    if math.isnan(min_score):  # as predict: heatmap scores can leave [0, 1], so any number is a threshold
+        raise PoseAdaptError(f"--min-score must be a number, got {min_score}")
     if not images.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images}")
     check_output(out, "--out")
     data = read_boxes_file(ann)
-    model = load_checkpoint(checkpoint)
+    model = reading_model(checkpoint, invert_images)
     schema = model.schemas[model.head_index(head) if head else 0]
     decoder = prior_decoder(decode_prior, schema, model.codec)
     labelled, summary = pseudo_label_file(
@@ -306,6 +323,8 @@ def pseudo_label_cmd(
     )
     write_json(out, labelled)
     summary["out"] = str(out)
+    if summary["people"] and not summary["share_kept"]:
+        sys.stderr.write(f"warning: no keypoint scored >= {min_score}; {out} labels no keypoint and will not train\n")
     if json_out:
         print_json(summary)
         return

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from poseadapt.cli.options import DecodePrior, UprightTest
+from poseadapt.cli.options import DecodePrior, InvertImages, UprightTest
 
 app = typer.Typer(
     name="poseadapt",
@@ -247,6 +247,7 @@ def predict(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
     decode_prior: DecodePrior = None,
     upright: UprightTest = False,
+    invert_images: InvertImages = False,
 ) -> None:
     """Top-down keypoints for person boxes: COCO results JSON plus overlay PNGs with the schema's skeleton.
 
@@ -258,7 +259,7 @@ def predict(
 
     inference_cmd.predict_cmd(
         checkpoint, inputs, boxes, out, head, flip, json_out, ann=ann, min_score=min_score, decode_prior=decode_prior,
-        upright_test=upright,
+        upright_test=upright, invert_images=invert_images,
     )  # fmt: skip
 
 
@@ -279,13 +280,14 @@ def evaluate(
     ] = None,
     decode_prior: DecodePrior = None,
     upright: UprightTest = False,
+    invert_images: InvertImages = False,
 ) -> None:
     """Predict on a COCO keypoint dataset (GT boxes or a detection file) and score OKS AP/AR."""
     from poseadapt.cli import inference_cmd
 
     inference_cmd.eval_cmd(
         checkpoint, ann, images, boxes, head, flip, out, json_out, prior=prior, decode_prior=decode_prior,
-        upright_test=upright,
+        upright_test=upright, invert_images=invert_images,
     )  # fmt: skip
 
 
@@ -302,13 +304,15 @@ def pseudo_label(
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test.")] = True,
     decode_prior: DecodePrior = None,
     upright: UprightTest = False,
+    invert_images: InvertImages = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Label unlabelled person boxes with a model: a COCO keypoint file for self-training rounds."""
     from poseadapt.cli import inference_cmd
 
     inference_cmd.pseudo_label_cmd(
-        checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out, upright_test=upright
+        checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out, upright_test=upright,
+        invert_images=invert_images,
     )
 
 

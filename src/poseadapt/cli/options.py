@@ -24,3 +24,13 @@ UprightTest = Annotated[
         "upright reading: for people lying at any angle (4x the inference time).",
     ),
 ]
+
+# `--invert-images` of eval, predict and pseudo-label
+InvertImages = Annotated[
+    bool,
+    typer.Option(
+        "--invert-images",
+        help="Invert every image (255 - value) before the model reads it: e.g. a white-hot thermal camera read by "
+        "colour-trained weights (the recipe key model.invert_input builds it into a model).",
+    ),
+]
