@@ -257,6 +257,28 @@ def test_split_rejects_a_keypoint_list_of_the_wrong_length(tmp_path: Path, capsy
     assert not (tmp_path / "sp").exists()
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("20 30 2", "'keypoints' must be a list of numbers, got str"),
+        ({"x": 1}, "'keypoints' must be a list of numbers, got dict"),
+        ([20, "30", 2] * 17, "'keypoints' must hold finite numbers, got '30'"),
+        ([20, 30, True] * 17, "'keypoints' must hold finite numbers, got True"),
+        ([20, 30, 2] * 16 + [float("nan"), 1, 2], "'keypoints' must hold finite numbers, got nan"),
+    ],
+)
+def test_split_rejects_keypoints_that_are_not_a_list_of_numbers(
+    tmp_path: Path, value: object, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann, _ = _coco_with_images(tmp_path, n=3)
+    coco = json.loads(ann.read_text())
+    coco["annotations"][1]["keypoints"] = value
+    ann.write_text(json.dumps(coco))
+    code, err = run(["split", str(ann), "--out", str(tmp_path / "sp")], capsys)
+    assert_one_line(code, err, f"1 problem: annotation 2 (image 2): {message}")
+    assert not (tmp_path / "sp").exists()
+
+
 def test_split_leaves_files_without_keypoint_names_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No schema needed: boxes-only annotations, and a category that lists no keypoints, are split as they are."""
     coco = {"images": [{"id": i, "file_name": f"{i}.png"} for i in (1, 2, 3)],

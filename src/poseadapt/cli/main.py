@@ -313,7 +313,7 @@ def pseudo_label(
     inference_cmd.pseudo_label_cmd(
         checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out, upright_test=upright,
         invert_images=invert_images,
-    )
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- train

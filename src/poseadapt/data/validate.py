@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
@@ -399,28 +400,35 @@ def fmt_values(values: np.ndarray) -> str:
 
 # ------------------------------------------------------------------------------------------------ annotation mistakes
 def keypoint_count_mistakes(data: Any, problems: Problems) -> None:
-    """Schema-free: each annotation's `keypoints` list has 3 values per keypoint name its category lists.
+    """Schema-free: each annotation's `keypoints` is a list of numbers, 3 per keypoint name its category lists.
 
     Works on the raw parsed file (no schema needed, so `poseadapt split` can check any COCO file). Annotations
-    without a `keypoints` list, and those of a category that lists no keypoint names, are not checked.
+    without `keypoints` are not checked, nor the length of those of a category that lists no keypoint names.
     """
     if not isinstance(data, dict):
         return
     names = {c["id"]: c for c in data.get("categories") or []
              if isinstance(c, dict) and type(c.get("id")) is int and isinstance(c.get("keypoints"), list)
              and c["keypoints"]}  # fmt: skip
-    if not names:
-        return
     for ann in data.get("annotations") or []:
-        if not isinstance(ann, dict) or type(ann.get("keypoints")) is not list:
+        if not isinstance(ann, dict) or ann.get("keypoints") is None:
+            continue
+        where = f"annotation {ann.get('id')} (image {ann.get('image_id')})"
+        values = ann["keypoints"]
+        if type(values) is not list:
+            problems.add(f"{where}: 'keypoints' must be a list of numbers, got {type(values).__name__}")
+            continue
+        bad = [v for v in values if type(v) not in (int, float) or not math.isfinite(v)]  # bool is not a number
+        if bad:
+            problems.add(f"{where}: 'keypoints' must hold finite numbers, got {bad[0]!r}")
             continue
         category = names.get(ann.get("category_id")) if type(ann.get("category_id")) is int else None
-        if category is None or len(ann["keypoints"]) == 3 * len(category["keypoints"]):
+        if category is None or len(values) == 3 * len(category["keypoints"]):
             continue
         k = len(category["keypoints"])
         problems.add(
-            f"annotation {ann.get('id')} (image {ann.get('image_id')}): 'keypoints' has {len(ann['keypoints'])} "
-            f"values, expected {3 * k} (3 x {k} keypoints of category {category['id']} '{category.get('name')}')"
+            f"{where}: 'keypoints' has {len(values)} values, expected {3 * k} (3 x {k} keypoints of category "
+            f"{category['id']} '{category.get('name')}')"
         )
 
 
