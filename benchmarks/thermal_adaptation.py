@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/thermal_adaptation.py zero [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py fda [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py inverted [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py debias [--out bench_out/thermal]
 
 On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
 level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
@@ -44,6 +45,11 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
   last round and its own supervised reference `sup600_inv` (the same frames inverted, WITH labels); then the
   inversion inside the model instead (`invmodel_round1..3`, recipe key `model.invert_input: true`, 3 seeds),
   scored on the frames as filmed. About 45 min.
+- `debias` (session 17): `invmodel`'s rounds with every round's pseudo-labels debiased (`pseudo-label
+  --debias-source` = the labelled adults the rounds train on, `--debias-target` = the prior's 500 infant poses;
+  evaluate/proportions.py): `debias_round1..3`, the last with 3 training seeds, against `invmodel_round3`'s 3 seeds
+  (paired) and the foundation model, with the share of `sup600_invmodel`'s gain. About 20 min, plus the
+  `inverted` group's invmodel runs if they are not cached.
 """
 
 from __future__ import annotations
@@ -312,6 +318,39 @@ def inverted_runs(
     return models, [last] + [f"{last}_s{seed}" for seed in range(1, seeds)]
 
 
+def debiased_runs(out: Path, rounds: int = 3, seeds: int = 3) -> tuple[dict[str, Path | str], list[str]]:
+    """`invmodel_round*` with every round's pseudo-labels debiased (`pseudo-label --debias-source/--debias-target`).
+
+    Source: the labelled adults every round trains on (the recipe's synth stream, written to OUT/data/source_adults);
+    target: the 500 infant poses the prior was fitted on. Round 1 reads the frames with `--invert-images`.
+    """
+    runs, unlabelled = out / "runs", thermal_frames(out)
+    frames, prior = str(unlabelled / "images"), str(infant_prior(out))
+    boxes = str(unlabelled / "annotations/infant_coco17.json")
+    adults = out / "data/source_adults"
+    if not (adults / "annotations").is_dir():  # the same people as the recipes' `synth: {population: adult, ...}`
+        sh("synth", "--population", "adult", "--view", "random", "--n", "600", "--seed", "3000", "--size", "256",
+           "--out", str(adults))  # fmt: skip
+    debias = ("--debias-source", str(adults / "annotations/adult_coco17.json"),
+              "--debias-target", str(out / "data/infant_prior/annotations/infant_coco17.json"))  # fmt: skip
+    models: dict[str, Path | str] = {"foundation": FM}
+    teacher: Path | str = FM
+    for r in range(1, rounds + 1):
+        labels = out / f"debias_round{r}_labels.json"
+        if not labels.is_file():
+            reading = ("--invert-images",) if r == 1 else ()  # later models invert inside (model.invert_input)
+            print(sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", frames, "--out",
+                     str(labels), "--min-score", "0.4", "--decode-prior", prior, *reading, *debias))  # fmt: skip
+        recipe = out / f"debias_round{r}.yaml"
+        recipe.write_text(ROUND_RECIPE.replace("LABELS", str(labels)).replace("FRAMES", frames))
+        teacher = models[f"debias_round{r}"] = train(str(recipe), runs / f"debias_round{r}", "model.invert_input=true")
+    last = f"debias_round{rounds}"
+    for seed in range(1, seeds):
+        models[f"{last}_s{seed}"] = train(str(out / f"{last}.yaml"), runs / f"{last}_s{seed}", f"train.seed={seed}",
+                                          "model.invert_input=true")  # fmt: skip
+    return models, [last] + [f"{last}_s{seed}" for seed in range(1, seeds)]
+
+
 def inverted_copy(ann: Path, folder: Path) -> Path:
     """The test set with every image inverted (255 - pixel), its annotations unchanged; the copy's COCO file."""
     copy = folder / "annotations" / ann.name
@@ -326,7 +365,7 @@ def inverted_copy(ann: Path, folder: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("few", "zero", "fda", "inverted"))
+    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias"))
     ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -336,6 +375,9 @@ def main() -> None:
         models, groups = few_runs(out / "runs", args.seeds)
         seed_table(out / "compare_few", models, groups, tests, "finetune50")
         seed_table(out / "compare_few_vs_control", models, groups, tests, "adv_control")
+        return
+    if args.group == "debias":
+        debias_table(out, tests)
         return
     last_round: list[str] = []
     if args.group == "inverted":
@@ -414,6 +456,26 @@ def main() -> None:
             gain = ap[(ref, "as_filmed")] - ap[("foundation", "as_filmed")]
             d = group["vs_baseline"]
             print(f"invmodel share of {ref}'s gain: {100 * d['delta_AP'] / gain:.0f}% "
+                  f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
+
+
+def debias_table(out: Path, tests: dict[str, Path]) -> None:
+    """`debias_round3` (3 seeds) against `invmodel_round3` (3 seeds, the same rounds undebiased) and the foundation
+    model; its share of `sup600_invmodel`'s gain."""
+    debiased, last = debiased_runs(out)
+    inside, inside_last = inverted_runs(out, in_model=True)  # cached from the `inverted` group when it has run
+    models = {**debiased, **{k: inside[k] for k in (*inside_last, "sup600_invmodel")}}
+    groups = {"debias_last": last, "invmodel_last": inside_last}
+    thermal = {"as_filmed": tests["infant_thermal"]}
+    seed_table(out / "compare_debias_vs_invmodel", models, groups, thermal, "invmodel_last")
+    table = seed_table(out / "compare_debias_seeds", models, groups, {**thermal, "adult": tests["adult"]},
+                       "foundation")  # fmt: skip
+    ap = {(r["model"], r["test"]): r["AP"] for r in table["results"]}
+    gain = ap[("sup600_invmodel", "as_filmed")] - ap[("foundation", "as_filmed")]
+    for g in table["seed_groups"]:
+        if g["test"] == "as_filmed":
+            d = g["vs_baseline"]
+            print(f"{g['group']} share of sup600_invmodel's gain: {100 * d['delta_AP'] / gain:.0f}% "
                   f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
 
 

@@ -168,3 +168,40 @@ def test_min_score_takes_any_number_and_warns_when_it_keeps_nothing(
     assert run([*args, "--out", str(tmp_path / "nan.json"), "--min-score", "nan"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: --min-score must be a number, got nan" and not (tmp_path / "nan.json").exists()
+
+
+def test_debias_moves_the_labels_carried_proportions_and_reports_them(
+    unlabelled: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--debias-source/--debias-target`: the same labels as without, but for the axial pairs the report says it
+    moved, whose median ratio then sits at the target's; one of the two options alone is one line."""
+    from poseadapt.evaluate.proportions import axial_pairs, axial_ratios
+
+    labelled, boxes = unlabelled
+    images = labelled.parent.parent / "images"
+    adults = write_dataset(tmp_path / "adults", "adult", view="top", n=20, size=96, seed=5, schemas=["coco17"])
+    source = adults.annotations["coco17"]
+    args = ["pseudo-label", "--checkpoint", "builtin:synthpose-vit-tiny", "--ann", str(boxes), "--images",
+            str(images), "--min-score", "-1", "--json"]  # fmt: skip
+    assert run([*args, "--out", str(tmp_path / "plain.json")]) == 0
+    capsys.readouterr()
+    debias = ["--debias-source", str(source), "--debias-target", str(labelled)]
+    assert run([*args, "--out", str(tmp_path / "debiased.json"), *debias]) == 0
+    report = json.loads(capsys.readouterr().out)["debias"]
+    assert list(report) == ["ear", "shoulder", "hip", "knee"]
+    moved = [part for part, seg in report.items() if seg["corrected"]]
+    assert moved  # the built-in adult model's infant labels carry some adult proportion
+    plain, fixed = (load_coco_keypoints(tmp_path / f, "coco17").keypoints for f in ("plain.json", "debiased.json"))
+    names = json.loads(labelled.read_text())["categories"][0]["keypoints"]
+    pairs = axial_pairs(names)  # tests/test_proportions.py checks it
+    touched = sorted(i for p, li, ri in pairs if p in moved for i in (li, ri))
+    untouched = [i for i in range(17) if i not in touched]
+    np.testing.assert_array_equal(fixed[:, untouched], plain[:, untouched])
+    assert np.abs(fixed[:, touched, :2] - plain[:, touched, :2]).max() > 0.1
+    ratios = axial_ratios(plain, pairs)  # the report's "labels": the medians before any move
+    assert [seg["labels"] for seg in report.values()] == pytest.approx(np.median(ratios, axis=0), abs=1e-4)
+    for alone, missing in ((debias[:2], "--debias-target"), (debias[2:], "--debias-source")):
+        assert run([*args, "--out", str(tmp_path / "alone.json"), *alone]) == 2
+        err = capsys.readouterr().err
+        assert f"needs {missing} too" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "alone.json").exists()

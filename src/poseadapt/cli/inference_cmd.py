@@ -216,6 +216,20 @@ def reading_model(checkpoint: Path, invert_images: bool) -> Any:
     return with_input_inverted(model, not model.config.input_inverted).eval()
 
 
+def proportion_debias(source: Path | None, target: Path | None, schema: Any) -> Any:
+    """A ProportionDebias from `--debias-source` / `--debias-target` (None without them); both or neither."""
+    if source is None and target is None:
+        return None
+    if source is None or target is None:
+        given, missing = ("--debias-source", "--debias-target")[:: 1 if target is None else -1]
+        raise PoseAdaptError(f"{given} needs {missing} too (the labelled poses of the other population)")
+    from poseadapt.data.coco import load_coco_keypoints
+    from poseadapt.evaluate.proportions import ProportionDebias
+
+    poses = [load_coco_keypoints(path, schema).keypoints for path in (source, target)]
+    return ProportionDebias.from_poses(schema.keypoints, *poses)
+
+
 def prior_decoder(path: Path | None, schema: Any, codec: Any) -> Any:
     """A PriorDecoder for `--decode-prior` (None without one); a prior missing the schema's keypoints is one line."""
     if path is None:
@@ -305,6 +319,7 @@ def pseudo_label_cmd(
     json_out: bool,
     upright_test: bool = False,
     invert_images: bool = False,
+    debias: tuple[Path | None, Path | None] = (None, None),
 ) -> None:
     from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
@@ -318,9 +333,11 @@ def pseudo_label_cmd(
     model = reading_model(checkpoint, invert_images)
     schema = model.schemas[model.head_index(head) if head else 0]
     decoder = prior_decoder(decode_prior, schema, model.codec)
+    debiaser = proportion_debias(*debias, schema)
     labelled, summary = pseudo_label_file(
-        model, data, images, min_score=min_score, head=head, decoder=decoder, flip_test=flip, upright_test=upright_test
-    )
+        model, data, images, min_score=min_score, head=head, decoder=decoder, flip_test=flip, upright_test=upright_test,
+        debias=debiaser,
+    )  # fmt: skip
     write_json(out, labelled)
     summary["out"] = str(out)
     if summary["people"] and not summary["share_kept"]:
@@ -332,3 +349,9 @@ def pseudo_label_cmd(
         f"pseudo-labelled {summary['people']} people ({summary['schema']}): {summary['share_kept']:.0%} of keypoints "
         f"scored >= {min_score} -> {out}\n"
     )
+    for part, seg in summary.get("debias", {}).items():
+        what = "moved to the target's" if seg["corrected"] else "left alone (not between source and target)"
+        sys.stdout.write(
+            f"  {part}: median axial ratio {seg['labels']} (source {seg['source']}, target {seg['target']}, "
+            f"{seg['people']} people): {what}\n"
+        )

@@ -305,6 +305,22 @@ def pseudo_label(
     decode_prior: DecodePrior = None,
     upright: UprightTest = False,
     invert_images: InvertImages = False,
+    debias_source: Annotated[
+        Path | None,
+        typer.Option(
+            "--debias-source",
+            help="COCO file of labelled poses of the population the model learned from (e.g. its adults). With "
+            "--debias-target: where the labels' axial proportions (midpoints of shoulders, hips, knees, ...) sit "
+            "between the two populations', move them to the target's.",
+        ),
+    ] = None,
+    debias_target: Annotated[
+        Path | None,
+        typer.Option(
+            "--debias-target",
+            help="COCO file of labelled poses of the target population (e.g. the one its pose prior was fit on).",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Label unlabelled person boxes with a model: a COCO keypoint file for self-training rounds."""
@@ -312,7 +328,7 @@ def pseudo_label(
 
     inference_cmd.pseudo_label_cmd(
         checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out, upright_test=upright,
-        invert_images=invert_images,
+        invert_images=invert_images, debias=(debias_source, debias_target),
     )  # fmt: skip
 
 

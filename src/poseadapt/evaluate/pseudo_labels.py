@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from poseadapt.errors import DataError
+from poseadapt.evaluate.proportions import ProportionDebias
 
 
 def read_boxes_file(path: str | Path) -> dict[str, Any]:
@@ -50,8 +51,11 @@ def pseudo_label_file(
     decoder: Callable[[np.ndarray], np.ndarray] | None = None,
     flip_test: bool = True,
     upright_test: bool = False,
+    debias: ProportionDebias | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(COCO keypoint file in the head's schema, summary) for every non-crowd box of `data` (`read_boxes_file`)."""
+    """(COCO keypoint file in the head's schema, summary) for every non-crowd box of `data` (`read_boxes_file`).
+
+    `debias` moves the kept keypoints' axial proportions off the source population's (evaluate.proportions)."""
     from poseadapt.evaluate.topdown import People, predict_people, read_image
 
     index = model.head_index(head) if isinstance(head, str) else int(head or 0)
@@ -74,13 +78,16 @@ def pseudo_label_file(
         model, people, lambda i: read_image(root / names[i]), head=index, flip_test=flip_test, decoder=decoder,
         nms_threshold=None, upright_test=upright_test,
     )  # fmt: skip
-    out_anns, kept = [], 0
-    for ann, kp in zip(anns, preds.keypoints, strict=True):
-        sure = np.isfinite(kp).all(axis=1) & (kp[:, 2] >= min_score)
-        rows = np.where(sure[:, None], np.column_stack([kp[:, :2], np.full(len(kp), 2.0)]), 0.0)
-        kept += int(sure.sum())
+    kp = preds.keypoints.reshape(len(anns), len(schema), 3)
+    sure = np.isfinite(kp).all(axis=2) & (kp[..., 2] >= min_score)
+    labels = np.where(sure[..., None], np.concatenate([kp[..., :2], np.full(sure.shape + (1,), 2.0)], axis=2), 0.0)
+    report = None
+    if debias is not None and len(anns):
+        labels, report = debias.apply(labels)
+    out_anns, kept = [], int(sure.sum())
+    for ann, rows, n in zip(anns, labels, sure.sum(axis=1), strict=True):
         entry = {k: v for k, v in ann.items() if k not in ("keypoints", "num_keypoints")}
-        entry.update(keypoints=[round(float(v), 2) for v in rows.ravel()], num_keypoints=int(sure.sum()))
+        entry.update(keypoints=[round(float(v), 2) for v in rows.ravel()], num_keypoints=int(n))
         entry["category_id"] = 1
         out_anns.append(entry)
     index_of = {n: i + 1 for i, n in enumerate(schema.keypoints)}
@@ -92,4 +99,6 @@ def pseudo_label_file(
     total = len(out_anns) * len(schema)
     summary = {"people": len(out_anns), "schema": schema.name, "min_score": min_score, "keypoints_kept": kept,
                "share_kept": kept / total if total else math.nan}  # fmt: skip
+    if report is not None:
+        summary["debias"] = report
     return out, summary
