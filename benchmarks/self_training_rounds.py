@@ -10,6 +10,10 @@ trains 10 epochs (`--epochs`) on those pseudo-labels plus the labelled adults (s
 only, as the benchmark's `supervised` run, which is trained alike when `--epochs` is not 10). Scored with
 `poseadapt compare --bootstrap 1000` against the built-in model; the supervised run (the same 1000 infants WITH
 labels) is the reference for the share of the gain.
+
+`--debias` (session 17): every round's labels are debiased (`pseudo-label --debias-source` = the 1000 labelled
+adults the rounds train on, written to OUT/source_adults; `--debias-target` = the prior's 2000 infant poses), and the
+plain rounds of `--plain` (default bench_out/selftrain, run first) are compared with them, paired.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-score", type=float, default=0.4)
     ap.add_argument("--epochs", type=int, default=10, help="per round; the supervised reference is trained alike")
+    ap.add_argument("--debias", action="store_true", help="debias every round's labels (evaluate/proportions.py)")
+    ap.add_argument("--plain", type=Path, default=Path("bench_out/selftrain"), help="--debias: the plain rounds")
     args = ap.parse_args()
     out, bench = args.out.resolve(), args.tests.resolve()
     tests = test_sets(bench / "data", check=True)
@@ -43,25 +49,40 @@ def main() -> None:
         sh("prior", "fit", str(out / "prior_poses/annotations/infant_coco17.json"), "--out", str(prior))
     boxes, images = unl / "annotations/infant_coco17.json", unl / "images"  # its keypoints are never read
     adults = "{synth: {population: adult, view: random, n: 1000, size: 256, seed: 3000}}"
+    debias: tuple[str, ...] = ()
+    if args.debias:
+        source = out / "source_adults"
+        if not (source / "annotations").is_dir():  # the same people as `adults`
+            sh("synth", "--population", "adult", "--view", "random", "--n", "1000", "--seed", "3000", "--size", "256",
+               "--out", str(source))  # fmt: skip
+        debias = ("--debias-source", str(source / "annotations/adult_coco17.json"),
+                  "--debias-target", str(out / "prior_poses/annotations/infant_coco17.json"))  # fmt: skip
     teacher, models = FM, {"foundation": FM}
     for r in range(1, args.rounds + 1):
         labels = out / f"round{r}_labels.json"
         if not labels.is_file():
-            sh("pseudo-label", "--checkpoint", teacher, "--ann", str(boxes), "--images", str(images), "--out",
-               str(labels), "--min-score", str(args.min_score), "--decode-prior", str(prior))  # fmt: skip
+            print(sh("pseudo-label", "--checkpoint", teacher, "--ann", str(boxes), "--images", str(images),
+                     "--out", str(labels), "--min-score", str(args.min_score), "--decode-prior", str(prior),
+                     *debias))  # fmt: skip
         data = f"data.train=[{{ann: {labels}, images: {images}}}, {adults}]"
         schedule = (f"schedule.epochs={args.epochs}", "schedule.warmup_iters=10", f"model.checkpoint={FM}")
         teacher = str(train("synth-infant-prior", out / f"round{r}", data, "adapt=[{layer_decay: {rate: 0.75}}]",
                             *schedule))  # fmt: skip
         models[f"round{r}"] = teacher
-    if args.epochs == 10:  # the mean-teacher benchmark's own supervised run
-        supervised = bench / "runs/supervised/final.safetensors"
-    else:
+    # the mean-teacher benchmark's supervised run, else the plain rounds', else one trained here
+    trained = [bench / "runs/supervised"] if args.epochs == 10 else []
+    trained += [args.plain.resolve() / "supervised"] if args.debias else []
+    supervised = next((d / "final.safetensors" for d in trained if (d / "final.safetensors").is_file()), None)
+    if supervised is None:
         supervised = train("synth-infant-prior", out / "supervised", "data.train.synth.n=1000",
                            "adapt=[{layer_decay: {rate: 0.75}}]", f"schedule.epochs={args.epochs}",
                            "schedule.warmup_iters=10", f"model.checkpoint={FM}")  # fmt: skip
     if supervised.is_file():
         models["supervised"] = str(supervised)
+    if args.debias:  # the plain rounds beside, paired
+        plain = args.plain.resolve()
+        models |= {f"plain_round{r}": str(plain / f"round{r}/final.safetensors") for r in range(1, args.rounds + 1)
+                   if (plain / f"round{r}/final.safetensors").is_file()}  # fmt: skip
     summary = compare(out / "compare", models, tests, "foundation")
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     print(table(summary))

@@ -67,6 +67,7 @@ def test_a_source_proportion_carried_into_the_labels_is_moved_to_the_target(popu
     fixed, report = debias.apply(labels)
     assert [p for p, seg in report.items() if seg["corrected"]] == ["hip"]
     assert report["hip"]["labels"] < report["hip"]["target"] - 0.05 and report["hip"]["people"] == len(truth)
+    assert report["hip"]["after"] == pytest.approx(report["hip"]["target"], abs=1e-4)
     np.testing.assert_allclose(fixed, truth, atol=1e-6)
     assert np.abs(labels[:, HIPS, :2] - truth[:, HIPS, :2]).max() > 1.0
     # the same labels mirrored (left / right swapped) are corrected the same way

@@ -350,8 +350,8 @@ def pseudo_label_cmd(
         f"scored >= {min_score} -> {out}\n"
     )
     for part, seg in summary.get("debias", {}).items():
-        what = "moved to the target's" if seg["corrected"] else "left alone (not between source and target)"
+        what = "moved to the target's" if seg["corrected"] else "not moved"
         sys.stdout.write(
-            f"  {part}: median axial ratio {seg['labels']} (source {seg['source']}, target {seg['target']}, "
-            f"{seg['people']} people): {what}\n"
+            f"  {part}: median axial ratio {seg['labels']} -> {seg['after']} (source {seg['source']}, target "
+            f"{seg['target']}, {seg['people']} people): {what}\n"
         )

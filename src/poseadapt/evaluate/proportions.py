@@ -89,7 +89,7 @@ class ProportionDebias:
         return [part for part, _, _ in self.pairs[1:-1]]
 
     def apply(self, keypoints: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        """(corrected copy of keypoints (N, K, 3), report per segment); unlabelled keypoints stay as they are.
+        """(corrected copy, report per segment: medians before and after); unlabelled keypoints stay as they are.
 
         Moving one pair changes its neighbours' ratios (it ends their spans), so segments are corrected one at a
         time, the largest carried-over discrepancy first, each at most once, with the ratios read again after each.
@@ -111,9 +111,11 @@ class ProportionDebias:
             shift[~np.isfinite(ratios[:, j])] = 0.0
             for idx in self.pairs[m][1:]:
                 kp[:, idx, :2] += shift
-        people = np.isfinite(axial_ratios(kp, self.pairs)).sum(axis=0)
+        final = axial_ratios(kp, self.pairs)
+        people, after = np.isfinite(final).sum(axis=0), _medians(final)
         report = {part: {"source": _round(self.source[j]), "target": _round(self.target[j]),
-                         "labels": _round(first[j]), "people": int(people[j]), "corrected": j in done}
+                         "labels": _round(first[j]), "after": _round(after[j]), "people": int(people[j]),
+                         "corrected": j in done}
                   for j, part in enumerate(self.segments)}  # fmt: skip
         return kp, report
 
