@@ -91,31 +91,33 @@ class ProportionDebias:
     def apply(self, keypoints: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """(corrected copy, report per segment: medians before and after); unlabelled keypoints stay as they are.
 
-        Moving one pair changes its neighbours' ratios (it ends their spans), so segments are corrected one at a
-        time, the largest carried-over discrepancy first, each at most once, with the ratios read again after each.
+        Which segments move is decided once, on the labels as given. Moving one pair changes its neighbours'
+        ratios (it ends their spans), so they move one at a time, the largest remaining discrepancy first, with the
+        ratios read again before each; a segment not chosen never moves, whatever its neighbours' moves do to it.
         """
         kp = np.array(keypoints, dtype=np.float64)
         first = _medians(axial_ratios(kp, self.pairs))
-        done: set[int] = set()
-        while True:
+        pending = {j for j in range(len(self.segments)) if self._carried(j, first[j])}
+        moved: set[int] = set()
+        while pending:
             ratios = axial_ratios(kp, self.pairs)
             labels = _medians(ratios)
-            carried = [j for j in range(len(self.segments)) if j not in done and self._carried(j, labels[j])]
-            if not carried:
-                break
-            j = max(carried, key=lambda i: abs(self.target[i] - labels[i]))
-            done.add(j)
+            j = max(pending, key=lambda i: abs(self.target[i] - labels[i]))
+            pending.discard(j)
+            if not abs(self.target[j] - labels[j]) >= MIN_SHIFT:  # its neighbours' moves already put it there
+                continue
             m = j + 1
             below, above = ((kp[:, li, :2] + kp[:, ri, :2]) / 2 for _, li, ri in (self.pairs[m + 1], self.pairs[m - 1]))
             shift = (self.target[j] - labels[j]) * (below - above)
             shift[~np.isfinite(ratios[:, j])] = 0.0
             for idx in self.pairs[m][1:]:
                 kp[:, idx, :2] += shift
+            moved.add(j)
         final = axial_ratios(kp, self.pairs)
         people, after = np.isfinite(final).sum(axis=0), _medians(final)
         report = {part: {"source": _round(self.source[j]), "target": _round(self.target[j]),
                          "labels": _round(first[j]), "after": _round(after[j]), "people": int(people[j]),
-                         "corrected": j in done}
+                         "corrected": j in moved}
                   for j, part in enumerate(self.segments)}  # fmt: skip
         return kp, report
 
