@@ -355,3 +355,20 @@ def test_cli_trains_the_builtin_rehearsal_recipe(tmp_path: Path, source_ckpt: Pa
         main(["train", "synth-infant-rehearsal", "--out", str(tmp_path / "bad"), "--set", "adapt.0.rehearsal.ratio=2"])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.startswith("error: recipe key 'adapt.0.rehearsal.ratio'") and "\n" not in err
+
+
+def test_an_inverting_model_keeps_a_teacher_that_reads_as_its_checkpoint_did(tmp_path: Path, source_ckpt: Path) -> None:
+    """`model.invert_input: true` inverts the trained model only: the rehearsal teacher labels the colour source
+    images through the source checkpoint's own mean / std, as it always did."""
+    spec = recipe(source_ckpt)
+    spec["model"]["invert_input"] = True
+    trainer = build_trainer(recipe_from_dict(spec), tmp_path)
+    source = load_checkpoint(source_ckpt)
+    assert trainer.module.config.input_inverted and not source.config.input_inverted
+    frozen = trainer.methods[1].labeller.teacher
+    assert not frozen.config.input_inverted and teacher_fingerprint(frozen) == teacher_fingerprint(source)
+    pixels = torch.randint(0, 256, (2, 3, *INPUT[::-1])).float()
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(frozen.normalize(pixels)), source.eval()(source.normalize(pixels)))
+        # the trained model's backbone reads the same pixels inverted: its normalised input is the source's of 255 - x
+        torch.testing.assert_close(trainer.module.normalize(pixels), source.normalize(255 - pixels))
