@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import sys
 import time
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from poseadapt.evaluate.proportions import axial_pairs, axial_ratios
+from poseadapt.priors import joint_triplets
 from poseadapt.schemas import get_schema
 from unlabelled_methods_ap import sh
 
@@ -50,9 +51,8 @@ NAMES = SCHEMA.keypoints
 SIGMAS = np.array(SCHEMA.sigmas)
 ZERO, SUPERVISED = "invmodel_round3", ("sup600_invmodel", "sup600")
 MODELS = (ZERO, *SUPERVISED)
-# the axial chain of left/right midpoints, head to feet; its middle four pairs are the segments corrected
-AXIAL = ("eye", "ear", "shoulder", "hip", "knee", "ankle")
-CHAIN = [(SCHEMA.index(f"left_{part}"), SCHEMA.index(f"right_{part}")) for part in AXIAL]
+# the axial chain of left/right midpoints, head to feet (evaluate/proportions.py); its middle pairs are the segments
+CHAIN = axial_pairs(NAMES)
 SEGMENTS = range(1, len(CHAIN) - 1)
 ANN = "annotations/infant_coco17.json"
 
@@ -139,7 +139,7 @@ def chirality(pred: Poses, truth: Poses, scale: np.ndarray) -> tuple[float, np.n
 def axial_bias(pred: Poses, truth: Poses) -> tuple[np.ndarray, np.ndarray]:
     """Per keypoint the median signed error along the truth's shoulder-mid -> hip-mid axis and the median size of
     the error across it, both in torso lengths (every test person has both shoulders and hips labelled)."""
-    (ls, rs), (lh, rh) = CHAIN[2], CHAIN[3]
+    (_, ls, rs), (_, lh, rh) = CHAIN[2], CHAIN[3]
     axis = (truth[:, lh, :2] + truth[:, rh, :2] - truth[:, ls, :2] - truth[:, rs, :2]) / 2
     torso = np.linalg.norm(axis, axis=1, keepdims=True)
     along = axis / torso
@@ -166,38 +166,18 @@ def oracle_unmirror(pred: Poses, truth: Poses) -> tuple[Poses, int]:
 # ---------------------------------------------------------------- 5: axial median correction
 
 
-def midpoints(poses: Poses) -> tuple[np.ndarray, np.ndarray]:
-    """The chain's midpoints (N, 6, 2) and whether both of each pair are visible / scored."""
-    mid = np.stack([(poses[:, i, :2] + poses[:, j, :2]) / 2 for i, j in CHAIN], 1)
-    both = np.stack([(poses[:, i, 2] > 0) & (poses[:, j, 2] > 0) for i, j in CHAIN], 1)
-    return mid, both
-
-
-def chain_ratios(poses: Poses) -> np.ndarray:
-    """Per middle segment m the projection of mid[m] - mid[m-1] onto mid[m+1] - mid[m-1], as a fraction of it
-    (N, 4); NaN where a midpoint is missing or the span is under a pixel."""
-    mid, both = midpoints(poses)
-    ratios = []
-    for m in SEGMENTS:
-        span = mid[:, m + 1] - mid[:, m - 1]
-        n = (span * span).sum(1)
-        t = ((mid[:, m] - mid[:, m - 1]) * span).sum(1) / np.maximum(n, 1e-9)
-        ratios.append(np.where(both[:, m - 1] & both[:, m] & both[:, m + 1] & (n > 1), t, np.nan))
-    return np.stack(ratios, 1)
-
-
 def axial_correction(pred: Poses, prior: Poses, segments: tuple[int, ...], strength: float = 1.0) -> Poses:
     """Move each chosen segment's left/right pair along its span so that the median chain ratio of `pred`
     becomes the prior's (label-free: only the predictions and the prior are read). All segments are measured on
     the uncorrected poses."""
-    ratios = chain_ratios(pred)
-    gap = np.nanmedian(chain_ratios(prior), 0) - np.nanmedian(ratios, 0)
-    mid, _ = midpoints(pred)
+    ratios = axial_ratios(pred, CHAIN)
+    gap = np.nanmedian(axial_ratios(prior, CHAIN), 0) - np.nanmedian(ratios, 0)
+    mid = np.stack([(pred[:, i, :2] + pred[:, j, :2]) / 2 for _, i, j in CHAIN], 1)
     out = pred.copy()
     for m in segments:
         shift = strength * gap[m - 1] * (mid[:, m + 1] - mid[:, m - 1])
         shift[np.isnan(ratios[:, m - 1])] = 0
-        for j in CHAIN[m]:
+        for j in CHAIN[m][1:]:
             out[:, j, :2] += shift
     return out
 
@@ -205,16 +185,9 @@ def axial_correction(pred: Poses, prior: Poses, segments: tuple[int, ...], stren
 # ---------------------------------------------------------------- 6: pseudo-label quality and calibration
 
 
-def skeleton_triples() -> list[tuple[int, int, int]]:
-    """Every a-b-c with a and c joined to b in the skeleton but not to each other."""
-    nb: dict[int, set[int]] = {i: set() for i in range(K)}
-    for a, b in SCHEMA.skeleton_index:
-        nb[a].add(b)
-        nb[b].add(a)
-    return [(a, b, c) for b in range(K) for a, c in itertools.combinations(sorted(nb[b]), 2) if c not in nb[a]]
-
-
-TRIPLES = skeleton_triples()
+EDGES = {frozenset(e) for e in SCHEMA.skeleton_index}
+# every a-b-c with a and c joined to b in the skeleton but not to each other
+TRIPLES = [t for t in joint_triplets(SCHEMA.skeleton_index) if frozenset((t[0], t[2])) not in EDGES]
 
 
 def triple_ratio(poses: Poses, triple: tuple[int, int, int]) -> np.ndarray:
@@ -321,18 +294,18 @@ def oracle_section(pred: Poses, ap: float, truth: Poses, gt: Path, source: Path,
 def axial_section(pred: dict[str, Poses], ap: dict[str, float], prior: Poses, gt: Path, files: dict[str, Path],
                   folder: Path) -> list[str]:  # fmt: skip
     """Section 5: AP after the label-free axial median correction of each middle segment alone and all four."""
-    parts = [AXIAL[m] + "s" for m in SEGMENTS]
+    parts = [CHAIN[m][0] + "s" for m in SEGMENTS]
     variants = [(f"{m} ({part})", part, (m,)) for m, part in zip(SEGMENTS, parts, strict=True)]
     variants.append(("all four", "all", tuple(SEGMENTS)))
     rows = []
     for name in (ZERO, SUPERVISED[0]):
-        ratios = np.nanmedian(chain_ratios(pred[name]), 0)
+        ratios = np.nanmedian(axial_ratios(pred[name], CHAIN), 0)
         cells = [name, " ".join(f"{r:.3f}" for r in ratios), f"{ap[name]:.2f}"]
         for _, key, segments in variants:
             fixed = axial_correction(pred[name], prior, segments)
             cells.append(f"{score(gt, rewrite(files[name], fixed, folder / f'{name}_axial_{key}.json')):.2f}")
         rows.append(cells)
-    prior_ratios = " ".join(f"{r:.3f}" for r in np.nanmedian(chain_ratios(prior), 0))
+    prior_ratios = " ".join(f"{r:.3f}" for r in np.nanmedian(axial_ratios(prior, CHAIN), 0))
     lines = [
         "## Axial median correction (label-free, strength 1)",
         "",

@@ -117,8 +117,7 @@ def predict_cmd(
 
     if min_score is None:
         min_score = DEFAULT_MIN_SCORE
-    if math.isnan(min_score):  # no range: heatmap scores can leave [0, 1]; -1 draws every keypoint, 1e9 none
-        raise PoseAdaptError(f"--min-score must be a number, got {min_score}")
+    check_min_score(min_score)
     check_output(out, "--out", folder=True)
 
     images = _collect_images(inputs)
@@ -197,6 +196,12 @@ def predict_cmd(
                 "note: image_id 1..N follows the sorted file names (results.json rows carry file_name too); "
                 "pass --ann GT.json to use the ground truth's ids before scoring against it\n"
             )
+
+
+def check_min_score(min_score: float) -> None:
+    """Any number is a threshold, NaN is not: heatmap scores can leave [0, 1] (-1 keeps every keypoint, 1e9 none)."""
+    if math.isnan(min_score):
+        raise PoseAdaptError(f"--min-score must be a number, got {min_score}")
 
 
 def reading_model(checkpoint: Path, invert_images: bool) -> Any:
@@ -324,8 +329,7 @@ def pseudo_label_cmd(
     from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
 
-    if math.isnan(min_score):  # as predict: heatmap scores can leave [0, 1], so any number is a threshold
-        raise PoseAdaptError(f"--min-score must be a number, got {min_score}")
+    check_min_score(min_score)
     if not images.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images}")
     check_output(out, "--out")
