@@ -318,12 +318,17 @@ def inverted_runs(
     return models, [last] + [f"{last}_s{seed}" for seed in range(1, seeds)]
 
 
-def debiased_runs(out: Path, rounds: int = 3, seeds: int = 3) -> tuple[dict[str, Path | str], list[str]]:
+def debiased_runs(
+    out: Path, rounds: int = 3, seeds: int = 3, either: bool = False
+) -> tuple[dict[str, Path | str], list[str]]:
     """`invmodel_round*` with every round's pseudo-labels debiased (`pseudo-label --debias-source/--debias-target`).
 
     Source: the labelled adults every round trains on (the recipe's synth stream, written to OUT/data/source_adults);
-    target: the 500 infant poses the prior was fitted on. Round 1 reads the frames with `--invert-images`.
+    target: the 500 infant poses the prior was fitted on. Round 1 reads the frames with `--invert-images`. With
+    `either` (`either_round*`), the pseudo-labels train with `left_right: either`: their left/right is not
+    trusted, only the adults' is; round 1's labels are `debias_round1`'s (the same teacher).
     """
+    name = "either" if either else "debias"
     runs, unlabelled = out / "runs", thermal_frames(out)
     frames, prior = str(unlabelled / "images"), str(infant_prior(out))
     boxes = str(unlabelled / "annotations/infant_coco17.json")
@@ -335,16 +340,18 @@ def debiased_runs(out: Path, rounds: int = 3, seeds: int = 3) -> tuple[dict[str,
               "--debias-target", str(out / "data/infant_prior/annotations/infant_coco17.json"))  # fmt: skip
     models: dict[str, Path | str] = {"foundation": FM}
     teacher: Path | str = FM
+    round_recipe = ROUND_RECIPE.replace("      images: FRAMES\n", "      images: FRAMES\n      left_right: either\n", 1)
     for r in range(1, rounds + 1):
-        labels = out / f"debias_round{r}_labels.json"
+        labels = out / f"{'debias' if r == 1 else name}_round{r}_labels.json"
         if not labels.is_file():
             reading = ("--invert-images",) if r == 1 else ()  # later models invert inside (model.invert_input)
             print(sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", frames, "--out",
                      str(labels), "--min-score", "0.4", "--decode-prior", prior, *reading, *debias))  # fmt: skip
-        recipe = out / f"debias_round{r}.yaml"
-        recipe.write_text(ROUND_RECIPE.replace("LABELS", str(labels)).replace("FRAMES", frames))
-        teacher = models[f"debias_round{r}"] = train(str(recipe), runs / f"debias_round{r}", "model.invert_input=true")
-    last = f"debias_round{rounds}"
+        recipe = out / f"{name}_round{r}.yaml"
+        recipe.write_text((round_recipe if either else ROUND_RECIPE).replace("LABELS", str(labels))
+                          .replace("FRAMES", frames))  # fmt: skip
+        teacher = models[f"{name}_round{r}"] = train(str(recipe), runs / f"{name}_round{r}", "model.invert_input=true")
+    last = f"{name}_round{rounds}"
     for seed in range(1, seeds):
         models[f"{last}_s{seed}"] = train(str(out / f"{last}.yaml"), runs / f"{last}_s{seed}", f"train.seed={seed}",
                                           "model.invert_input=true")  # fmt: skip
@@ -365,7 +372,7 @@ def inverted_copy(ann: Path, folder: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias"))
+    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias", "either"))
     ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -378,6 +385,9 @@ def main() -> None:
         return
     if args.group == "debias":
         debias_table(out, tests)
+        return
+    if args.group == "either":
+        either_table(out, tests)
         return
     last_round: list[str] = []
     if args.group == "inverted":
@@ -459,6 +469,33 @@ def main() -> None:
                   f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
 
 
+def either_table(out: Path, tests: dict[str, Path]) -> None:
+    """`either_round3` (3 seeds: debiased labels whose left/right is not trusted) against `debias_round3` (3 seeds,
+    the same rounds trusting it; paired) and the foundation model; its share of `sup600_invmodel`'s gain."""
+    either, either_last = debiased_runs(out, either=True)
+    debiased, debias_last = debiased_runs(out)
+    (out / "sup600.yaml").write_text(SUP_RECIPE)
+    reference = train(str(out / "sup600.yaml"), out / "runs/sup600_invmodel", "model.invert_input=true")
+    models = {**debiased, **either, "sup600_invmodel": reference}
+    groups = {"either_last": either_last, "debias_last": debias_last}
+    thermal = {"as_filmed": tests["infant_thermal"]}
+    seed_table(out / "compare_either_vs_debias", models, groups, thermal, "debias_last")
+    table = seed_table(out / "compare_either_seeds", models, groups, {**thermal, "adult": tests["adult"]},
+                       "foundation")  # fmt: skip
+    share_of_gain(table, "sup600_invmodel")
+
+
+def share_of_gain(table: dict, reference: str) -> None:
+    """Print each seed group's share of `reference`'s AP gain over the foundation model on the thermal infants."""
+    ap = {(r["model"], r["test"]): r["AP"] for r in table["results"]}
+    gain = ap[(reference, "as_filmed")] - ap[("foundation", "as_filmed")]
+    for g in table["seed_groups"]:
+        if g["test"] == "as_filmed":
+            d = g["vs_baseline"]
+            print(f"{g['group']} share of {reference}'s gain: {100 * d['delta_AP'] / gain:.0f}% "
+                  f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
+
+
 def debias_table(out: Path, tests: dict[str, Path]) -> None:
     """`debias_round3` (3 seeds) against `invmodel_round3` (3 seeds, the same rounds undebiased) and the foundation
     model; its share of `sup600_invmodel`'s gain."""
@@ -470,13 +507,7 @@ def debias_table(out: Path, tests: dict[str, Path]) -> None:
     seed_table(out / "compare_debias_vs_invmodel", models, groups, thermal, "invmodel_last")
     table = seed_table(out / "compare_debias_seeds", models, groups, {**thermal, "adult": tests["adult"]},
                        "foundation")  # fmt: skip
-    ap = {(r["model"], r["test"]): r["AP"] for r in table["results"]}
-    gain = ap[("sup600_invmodel", "as_filmed")] - ap[("foundation", "as_filmed")]
-    for g in table["seed_groups"]:
-        if g["test"] == "as_filmed":
-            d = g["vs_baseline"]
-            print(f"{g['group']} share of sup600_invmodel's gain: {100 * d['delta_AP'] / gain:.0f}% "
-                  f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
+    share_of_gain(table, "sup600_invmodel")
 
 
 if __name__ == "__main__":

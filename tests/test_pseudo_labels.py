@@ -148,6 +148,20 @@ def test_invert_images_reads_as_the_model_reads_inverted_copies(
     capsys.readouterr()
     plain = sorted(json.loads((tmp_path / "plain.json").read_text()), key=lambda p: p["image_id"])
     assert np.abs(np.array([p["keypoints"] for p in plain]).reshape(pred_flag.shape) - pred_flag).max() > 1.0
+    # compare: the named model reads inverted, the other as its checkpoint does, in one table
+    models = ["--model", "plain=builtin:synthpose-vit-tiny", "--model", "inv=builtin:synthpose-vit-tiny"]
+    tests = ["--test", f"filmed={labelled}:{images}", "--test", f"copies={tmp_path / 'gt.json'}:{copies}"]
+    assert run(["compare", *models, *tests, "--invert-images", "inv", "--out", str(tmp_path / "cmp"),
+                "--bootstrap", "10", "--json"]) == 0  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    ap = {(r["model"], r["test"]): r["AP"] for r in summary["results"]}
+    assert ap[("inv", "filmed")] == pytest.approx(ap_flag, abs=1e-6)
+    assert ap[("plain", "copies")] == pytest.approx(ap_copies, abs=1e-6)
+    assert [m["reads_inverted"] for m in summary["models"]] == [False, True]
+    assert run(["compare", *models, *tests, "--invert-images", "nope", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "--invert-images names a model that is not a checkpoint --model: nope" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
 
 
 def test_min_score_takes_any_number_and_warns_when_it_keeps_nothing(

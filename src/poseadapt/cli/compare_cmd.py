@@ -60,6 +60,15 @@ def compare(
         Path | None,
         typer.Option("--decode-prior", help="Pose prior to decode every checkpoint with (prior-guided decoding)."),
     ] = None,
+    invert_images: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--invert-images",
+            metavar="MODEL",
+            help="This checkpoint model reads every image inverted (255 - value): e.g. colour-trained weights on a "
+            "white-hot thermal test set (models trained with model.invert_input need no flag). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Every model on every test set: AP/AR with bootstrap intervals, PCK, per keypoint, per subgroup, forgetting."""
     from poseadapt.cli.io import check_output, print_json
@@ -72,6 +81,7 @@ def compare(
     summary = compare_report(
         model, test, out, baseline=baseline, group_by=group_by or [], samples=samples, seed=seed, flip_test=flip,
         upright_test=upright, progress=say, prior=prior, decode_prior=decode_prior, seed_groups=seeds or [],
+        invert_images=invert_images or [],
     )  # fmt: skip
     if json_out:
         print_json(summary)

@@ -59,10 +59,14 @@ class TopDownDataset:
         images_in_memory: Mapping[int, np.ndarray] | None = None,
         padding: float = DEFAULT_PADDING,
         seed: int = 0,
+        left_right_either: bool = False,
     ) -> None:
         w, h = (int(v) for v in input_size)
         self.data = data
         self.schema = data.schema
+        # labels whose left/right may be swapped as a whole: each sample carries its mirror map, and the loss takes
+        # the nearer of the labels and their mirror (train/losses.py, `nearer_of_mirror`)
+        self.left_right_either = bool(left_right_either)
         self.codec = codec
         self.input_size = (w, h)
         self.train = bool(train)
@@ -132,6 +136,13 @@ class TopDownDataset:
                 "flip": bool(sample.flipped),
                 "matrix": sample.matrix,
             },
+            **(self._mirror_extras() if self.left_right_either else {}),
+        }
+
+    def _mirror_extras(self) -> dict[str, Any]:
+        return {
+            "extra": {"mirror_partner": np.asarray(self.schema.flip_index, dtype=np.int64)},
+            "sample_extra": {"left_right_either": np.float32(1.0)},
         }
 
     # ------------------------------------------------------------------ images

@@ -195,6 +195,7 @@ def compare(
     prior: Any = None,
     decode_prior: Any = None,
     seed_groups: Sequence[SeedGroup | str] = (),
+    invert_images: Sequence[str] = (),
 ) -> tuple[dict[str, Any], dict[tuple[str, str], Cell], dict[str, TestSet]]:
     """Score every model on every test set; returns (summary, cells, test sets). Checks every input first.
 
@@ -203,6 +204,9 @@ def compare(
     at the four quarter turns (`poseadapt.evaluate.topdown.Predictor`). `seed_groups` (NAME=MODEL,MODEL,... or
     `SeedGroup`s) adds one row per group and test set: the runs' mean AP, its interval over images and runs, and
     its change against `baseline` (a model, or a group: then the per-model rows carry no forgetting).
+    The checkpoint models named in `invert_images` read every test image inverted (255 - value), relative to how
+    their checkpoint reads (`models.surgery.with_input_inverted`): e.g. colour-trained models on a white-hot
+    thermal test set, beside models trained with `model.invert_input`, which need no flag.
     """
     from poseadapt.evaluate.topdown import evaluate_model, scoring_view
 
@@ -218,7 +222,19 @@ def compare(
     choices = names + [g.name for g in run_groups]
     if baseline is not None and baseline not in choices:
         raise PoseAdaptError(f"--baseline '{baseline}' is not one of the models or seed groups ({', '.join(choices)})")
+    checkpoints = [m.name for m in models if m.kind == "checkpoint"]
+    unknown = sorted({n for n in invert_images if n not in checkpoints})
+    if unknown:
+        raise PoseAdaptError(
+            f"--invert-images names a model that is not a checkpoint --model: {', '.join(unknown)} "
+            f"(checkpoints: {', '.join(checkpoints) or 'none'})"
+        )
     loaded = {m.name: load_model_for(m) for m in models if m.kind == "checkpoint"}
+    if invert_images:
+        from poseadapt.models.surgery import with_input_inverted
+
+        for name in set(invert_images):
+            loaded[name] = with_input_inverted(loaded[name], not loaded[name].config.input_inverted).eval()
     first_schema = next((mdl.schemas[0] for mdl in loaded.values()), None)
     test_sets = {t.name: load_test_set(t, first_schema, upright_test) for t in tests}
     groups = {name: subgroups(ts, group_by) for name, ts in test_sets.items()}
@@ -270,6 +286,8 @@ def compare(
 
     for entry in summary["models"]:  # what each model costs per crop (a student against its teacher)
         model = loaded.get(entry["name"])
+        if model is not None:
+            entry["reads_inverted"] = entry["name"] in invert_images
         entry["gflops"] = count_flops(model) / 1e9 if model is not None else None
         entry["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6 if model is not None else None
     if prior is not None:

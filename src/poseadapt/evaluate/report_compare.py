@@ -152,7 +152,8 @@ def tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[tupl
     out.append(("Scores (95% bootstrap intervals over images)", ["model", "test"] + [h for _, h in cols], rows))
     costs = [m for m in summary.get("models", []) if m.get("gflops") is not None]
     if costs:
-        rows = [[(m["name"], None, {}), (fmt(m["gflops"]), m["gflops"], {"model": m["name"], "field": "gflops"}),
+        rows = [[(m["name"] + (" (reads images inverted)" if m.get("reads_inverted") else ""), None, {}),
+                 (fmt(m["gflops"]), m["gflops"], {"model": m["name"], "field": "gflops"}),
                  (fmt(m["params_m"]), m["params_m"], {"model": m["name"], "field": "params_m"})]
                 for m in costs]  # fmt: skip
         out.append(("Cost per crop (forward FLOPs, attention included)", ["model", "GFLOPs", "params (M)"], rows))

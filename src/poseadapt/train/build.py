@@ -226,6 +226,8 @@ def build_dataset(
     head_schema = model.schemas[head]
     images: dict[int, Any] | None = None
     if src.synth is not None and src.synth.stream and train:
+        if src.left_right == "either":
+            raise PoseAdaptError(f"recipe key '{key}.left_right': 'either' needs a fixed set, not a synth stream")
         return _synth_stream(src, key, model, head_schema, padding)
     if src.synth is not None:
         import cv2
@@ -263,6 +265,11 @@ def build_dataset(
         check_image_folder(data, root, key)
     if train:
         check_flip_pairs(data.schema, src.augment, key)
+        if src.left_right == "either" and not data.schema.flip_pairs:
+            raise SchemaError(
+                f"recipe key '{key}.left_right': 'either' needs left/right pairs, and schema '{data.schema.name}' "
+                "has no flip_pairs"
+            )
     try:
         transforms = build_transforms(src.augment) if src.augment is not None else None
     except PoseAdaptError as exc:
@@ -279,6 +286,7 @@ def build_dataset(
         images_in_memory=images,
         padding=padding,
         seed=seed,
+        left_right_either=train and src.left_right == "either",
     )
     if len(dataset) == 0:
         raise DataError(f"recipe key '{key}': no usable person annotations (none with labelled keypoints)")

@@ -6,7 +6,7 @@ consistency loss is one more term in the list, never a branch in the loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,9 +35,65 @@ def keypoint_mse(
         err = err * weight[:, :, None, None].float()
     if num_keypoints is None:
         return torch.mean(err)
+    return torch.mean(_per_sample_mse(err, num_keypoints))
+
+
+def _per_sample_mse(err: torch.Tensor, num_keypoints: torch.Tensor | None) -> torch.Tensor:
+    """(B,) from weighted squared errors (B, K, H, W): each sample's mean over its own K_b keypoints and the pixels."""
+    if num_keypoints is None:
+        return err.mean(dim=(1, 2, 3))
     per_sample = err.sum(dim=1).mean(dim=(-2, -1))  # (B,): sum over keypoints, mean over pixels
     k = num_keypoints.to(per_sample.device, per_sample.dtype).clamp(min=1)
-    return torch.mean(per_sample / k)
+    return per_sample / k
+
+
+def keypoint_mse_per_sample(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    num_keypoints: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`keypoint_mse` before the batch mean: (B,), whose mean is `keypoint_mse`."""
+    err = (pred.float() - target.float()) ** 2
+    if weight is not None:
+        err = err * weight[:, :, None, None].float()
+    return _per_sample_mse(err, num_keypoints)
+
+
+def mirrored_labels(
+    target: torch.Tensor | Sequence[torch.Tensor], weight: torch.Tensor, batch: Mapping[str, Any]
+) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
+    """Each sample's targets and weights with left and right exchanged (channel k takes `mirror_partner[b, k]`).
+
+    Positions past a sample's own keypoint count (a zero-padded mixed batch) and samples without a partner map
+    (zeros) keep their own channels."""
+    partner = batch["mirror_partner"].to(weight.device).long()
+    b, k = weight.shape
+    own = torch.arange(k, device=weight.device).expand(b, k)
+    valid = batch["left_right_either"].to(weight.device)[:, None] > 0
+    if "num_keypoints" in batch:
+        valid = valid & (own < batch["num_keypoints"].to(weight.device)[:, None])
+    index = torch.where(valid, partner, own)
+
+    def take(t: torch.Tensor) -> torch.Tensor:
+        return torch.gather(t, 1, index.view(b, k, *([1] * (t.dim() - 2))).expand_as(t))
+
+    swapped = tuple(take(t) for t in target) if isinstance(target, tuple | list) else take(target)
+    return swapped, torch.gather(weight, 1, index)
+
+
+def nearer_of_mirror(per_sample: Callable[[Any, torch.Tensor], torch.Tensor], batch: Mapping[str, Any]) -> torch.Tensor:
+    """(B,) losses: `per_sample(target, weight)`, or for samples whose labels' left/right is unsure (a data source's
+    `left_right: either`, e.g. pseudo-labels of people whose facing the teacher may have missed) the smaller of it
+    and the same loss against the mirrored labels, as pose losses for symmetric objects take the nearest symmetric
+    pose (PoseCNN's ShapeMatch loss). The model then keeps its own left/right decision, learnt from the labels it
+    can trust, instead of copying a coin flip."""
+    plain = per_sample(batch["target"], batch["target_weight"])
+    if "left_right_either" not in batch:
+        return plain
+    target, weight = mirrored_labels(batch["target"], batch["target_weight"], batch)
+    either = batch["left_right_either"].to(plain.device) > 0
+    return torch.where(either, torch.minimum(plain, per_sample(target, weight)), plain)
 
 
 class LossTerm(nn.Module):
@@ -67,7 +123,10 @@ class HeatmapMSE(LossTerm):
         target = batch["target"]
         if outputs.shape != target.shape:
             raise ValueError(f"model output {tuple(outputs.shape)} does not match the targets {tuple(target.shape)}")
-        return keypoint_mse(outputs, target, batch["target_weight"], batch.get("num_keypoints"))
+        if "left_right_either" not in batch:
+            return keypoint_mse(outputs, target, batch["target_weight"], batch.get("num_keypoints"))
+        count = batch.get("num_keypoints")
+        return nearer_of_mirror(lambda t, w: keypoint_mse_per_sample(outputs, t, w, count), batch).mean()
 
 
 def kl_discret_loss(
@@ -85,8 +144,20 @@ def kl_discret_loss(
     samples and keypoints, divided by K. As in the reference, the loss is summed (not averaged) over the batch.
     pred, target: (x (B, K, Wx), y (B, K, Wy)); weight: (B, K).
     """
+    return kl_discret_per_sample(pred, target, weight, beta, label_beta, label_softmax).sum()
+
+
+def kl_discret_per_sample(
+    pred: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor],
+    target: tuple[torch.Tensor, torch.Tensor] | list[torch.Tensor],
+    weight: torch.Tensor | None = None,
+    beta: float = 10.0,
+    label_beta: float = 10.0,
+    label_softmax: bool = True,
+) -> torch.Tensor:
+    """`kl_discret_loss` before the batch sum: (B,), whose sum is `kl_discret_loss`."""
     k = pred[0].shape[1]
-    total = pred[0].new_zeros((), dtype=torch.float32)
+    total = pred[0].new_zeros((pred[0].shape[0],), dtype=torch.float32)
     for p, t in zip(pred, target, strict=True):
         if p.shape != t.shape:
             raise ValueError(f"SimCC output {tuple(p.shape)} does not match the targets {tuple(t.shape)}")
@@ -95,7 +166,7 @@ def kl_discret_loss(
         kl = torch.nn.functional.kl_div(log_p, q, reduction="none").mean(dim=-1)  # (B, K)
         if weight is not None:
             kl = kl * weight.float()
-        total = total + kl.sum()
+        total = total + kl.sum(dim=1)
     return total / k
 
 
@@ -113,7 +184,11 @@ class SimCCKL(LossTerm):
         target = batch["target"]
         if not isinstance(outputs, tuple | list) or not isinstance(target, tuple | list):
             raise ValueError("SimCC loss: the model output and the targets must both be (x, y) pairs")
-        return kl_discret_loss(outputs, target, batch["target_weight"], self.beta, self.label_beta)
+        if "left_right_either" not in batch:
+            return kl_discret_loss(outputs, target, batch["target_weight"], self.beta, self.label_beta)
+        return nearer_of_mirror(
+            lambda t, w: kl_discret_per_sample(outputs, t, w, self.beta, self.label_beta), batch
+        ).sum()
 
 
 def supervised_loss(codec_type: str | None) -> LossTerm:

@@ -125,6 +125,11 @@ class DataSource(Section):
     head: str | None = None
     ratio: float | None = Field(None, gt=0.0)
     augment: list[dict[str, Any]] | None = None
+    left_right: Literal["as_labelled", "either"] = Field(
+        "as_labelled",
+        description="either: a person's labels may have left and right swapped as a whole (e.g. pseudo-labels of "
+        "people whose facing the teacher may have missed); the loss takes the nearer of the labels and their mirror",
+    )
 
     @field_validator("synth", mode="before")
     @classmethod
@@ -164,6 +169,8 @@ class DataSection(Section):
             raise ValueError("give a ratio for every train dataset or for none (then they mix by size)")
         if not self.train:
             raise ValueError("at least one train dataset is needed")
+        if any(s.left_right != "as_labelled" for s in self.val_sources):
+            raise ValueError("'left_right' is for training data: validation scores the labels as they are")
         return self
 
 
