@@ -14,6 +14,9 @@ labels) is the reference for the share of the gain.
 `--debias` (session 17): every round's labels are debiased (`pseudo-label --debias-source` = the 1000 labelled
 adults the rounds train on, written to OUT/source_adults; `--debias-target` = the prior's 2000 infant poses), and the
 plain rounds of `--plain` (default bench_out/selftrain, run first) are compared with them, paired.
+
+`--either` (session 18): the pseudo-labels train with `left_right: either` (the loss takes the nearer of the
+labels and their mirror; only the adults' left / right is trusted); compared with `--plain`'s rounds, paired.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def main() -> None:
     ap.add_argument("--min-score", type=float, default=0.4)
     ap.add_argument("--epochs", type=int, default=10, help="per round; the supervised reference is trained alike")
     ap.add_argument("--debias", action="store_true", help="debias every round's labels (evaluate/proportions.py)")
-    ap.add_argument("--plain", type=Path, default=Path("bench_out/selftrain"), help="--debias: the plain rounds")
+    ap.add_argument("--either", action="store_true", help="train on the labels with left_right: either")
+    ap.add_argument("--plain", type=Path, default=Path("bench_out/selftrain"),
+                    help="--debias / --either: the plain rounds")  # fmt: skip
     args = ap.parse_args()
     out, bench = args.out.resolve(), args.tests.resolve()
     tests = test_sets(bench / "data", check=True)
@@ -64,14 +69,15 @@ def main() -> None:
             print(sh("pseudo-label", "--checkpoint", teacher, "--ann", str(boxes), "--images", str(images),
                      "--out", str(labels), "--min-score", str(args.min_score), "--decode-prior", str(prior),
                      *debias))  # fmt: skip
-        data = f"data.train=[{{ann: {labels}, images: {images}}}, {adults}]"
+        either = ", left_right: either" if args.either else ""
+        data = f"data.train=[{{ann: {labels}, images: {images}{either}}}, {adults}]"
         schedule = (f"schedule.epochs={args.epochs}", "schedule.warmup_iters=10", f"model.checkpoint={FM}")
         teacher = str(train("synth-infant-prior", out / f"round{r}", data, "adapt=[{layer_decay: {rate: 0.75}}]",
                             *schedule))  # fmt: skip
         models[f"round{r}"] = teacher
     # the mean-teacher benchmark's supervised run, else the plain rounds', else one trained here
     trained = [bench / "runs/supervised"] if args.epochs == 10 else []
-    trained += [args.plain.resolve() / "supervised"] if args.debias else []
+    trained += [args.plain.resolve() / "supervised"] if args.debias or args.either else []
     supervised = next((d / "final.safetensors" for d in trained if (d / "final.safetensors").is_file()), None)
     if supervised is None:
         supervised = train("synth-infant-prior", out / "supervised", "data.train.synth.n=1000",
@@ -79,7 +85,7 @@ def main() -> None:
                            "schedule.warmup_iters=10", f"model.checkpoint={FM}")  # fmt: skip
     if supervised.is_file():
         models["supervised"] = str(supervised)
-    if args.debias:  # the plain rounds beside, paired
+    if args.debias or args.either:  # the plain rounds beside, paired
         plain = args.plain.resolve()
         models |= {f"plain_round{r}": str(plain / f"round{r}/final.safetensors") for r in range(1, args.rounds + 1)
                    if (plain / f"round{r}/final.safetensors").is_file()}  # fmt: skip

@@ -319,16 +319,17 @@ def inverted_runs(
 
 
 def debiased_runs(
-    out: Path, rounds: int = 3, seeds: int = 3, either: bool = False
+    out: Path, rounds: int = 3, seeds: int = 3, either: float | None = None
 ) -> tuple[dict[str, Path | str], list[str]]:
     """`invmodel_round*` with every round's pseudo-labels debiased (`pseudo-label --debias-source/--debias-target`).
 
     Source: the labelled adults every round trains on (the recipe's synth stream, written to OUT/data/source_adults);
     target: the 500 infant poses the prior was fitted on. Round 1 reads the frames with `--invert-images`. With
-    `either` (`either_round*`), the pseudo-labels train with `left_right: either`: their left/right is not
-    trusted, only the adults' is; round 1's labels are `debias_round1`'s (the same teacher).
+    `either` (a `left_right_anchor`), the pseudo-labels train with `left_right: either`: their left/right is
+    trusted only that much, the adults' fully (`either_round*` with anchor 0, `anchored_round*` otherwise);
+    round 1's labels are `debias_round1`'s (the same teacher).
     """
-    name = "either" if either else "debias"
+    name = "debias" if either is None else "either" if either == 0 else "anchored"
     runs, unlabelled = out / "runs", thermal_frames(out)
     frames, prior = str(unlabelled / "images"), str(infant_prior(out))
     boxes = str(unlabelled / "annotations/infant_coco17.json")
@@ -340,7 +341,8 @@ def debiased_runs(
               "--debias-target", str(out / "data/infant_prior/annotations/infant_coco17.json"))  # fmt: skip
     models: dict[str, Path | str] = {"foundation": FM}
     teacher: Path | str = FM
-    round_recipe = ROUND_RECIPE.replace("      images: FRAMES\n", "      images: FRAMES\n      left_right: either\n", 1)
+    mirror_free = f"      images: FRAMES\n      left_right: either\n      left_right_anchor: {either}\n"
+    round_recipe = ROUND_RECIPE.replace("      images: FRAMES\n", mirror_free, 1)
     for r in range(1, rounds + 1):
         labels = out / f"{'debias' if r == 1 else name}_round{r}_labels.json"
         if not labels.is_file():
@@ -348,7 +350,7 @@ def debiased_runs(
             print(sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", frames, "--out",
                      str(labels), "--min-score", "0.4", "--decode-prior", prior, *reading, *debias))  # fmt: skip
         recipe = out / f"{name}_round{r}.yaml"
-        recipe.write_text((round_recipe if either else ROUND_RECIPE).replace("LABELS", str(labels))
+        recipe.write_text((ROUND_RECIPE if either is None else round_recipe).replace("LABELS", str(labels))
                           .replace("FRAMES", frames))  # fmt: skip
         teacher = models[f"{name}_round{r}"] = train(str(recipe), runs / f"{name}_round{r}", "model.invert_input=true")
     last = f"{name}_round{rounds}"
@@ -470,14 +472,16 @@ def main() -> None:
 
 
 def either_table(out: Path, tests: dict[str, Path]) -> None:
-    """`either_round3` (3 seeds: debiased labels whose left/right is not trusted) against `debias_round3` (3 seeds,
-    the same rounds trusting it; paired) and the foundation model; its share of `sup600_invmodel`'s gain."""
-    either, either_last = debiased_runs(out, either=True)
+    """`left_right: either` on the debiased rounds' labels, anchor 0 (`either_round3`) and 0.1 (`anchored_round3`),
+    3 seeds each, against `debias_round3` (3 seeds, the same rounds trusting the labels' left/right; paired) and the
+    foundation model; each one's share of `sup600_invmodel`'s gain."""
+    either, either_last = debiased_runs(out, either=0.0)
+    anchored, anchored_last = debiased_runs(out, either=0.1)
     debiased, debias_last = debiased_runs(out)
     (out / "sup600.yaml").write_text(SUP_RECIPE)
     reference = train(str(out / "sup600.yaml"), out / "runs/sup600_invmodel", "model.invert_input=true")
-    models = {**debiased, **either, "sup600_invmodel": reference}
-    groups = {"either_last": either_last, "debias_last": debias_last}
+    models = {**debiased, **either, **anchored, "sup600_invmodel": reference}
+    groups = {"anchored_last": anchored_last, "either_last": either_last, "debias_last": debias_last}
     thermal = {"as_filmed": tests["infant_thermal"]}
     seed_table(out / "compare_either_vs_debias", models, groups, thermal, "debias_last")
     table = seed_table(out / "compare_either_seeds", models, groups, {**thermal, "adult": tests["adult"]},

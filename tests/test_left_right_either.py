@@ -55,6 +55,17 @@ def test_loss_takes_the_nearer_of_the_labels_and_their_mirror() -> None:
     assert HeatmapMSE()(right, pred).item() == pytest.approx(keypoint_mse(pred, pred + 0.01).item(), rel=1e-6)
 
 
+def test_the_anchor_keeps_a_share_on_the_labels_as_given() -> None:
+    g = torch.Generator().manual_seed(2)
+    pred = torch.rand(2, 17, 8, 6, generator=g)
+    labels = pred[:, FLIP] + 0.01 * torch.rand(2, 17, 8, 6, generator=g)
+    weight = torch.ones(2, 17)
+    as_given = keypoint_mse(pred, labels).item()
+    nearer = keypoint_mse(pred, labels[:, FLIP]).item()
+    mixed = HeatmapMSE()(either_batch(labels, weight, [0.9, 0.9]), pred).item()  # left_right_anchor 0.1
+    assert mixed == pytest.approx(0.9 * nearer + 0.1 * as_given, rel=1e-6)
+
+
 def test_the_mirror_moves_weights_with_their_keypoints_and_keeps_padding() -> None:
     target = torch.arange(2 * 17, dtype=torch.float32).view(2, 17, 1, 1).expand(2, 17, 2, 2).clone()
     weight = torch.zeros(2, 17)
@@ -122,7 +133,7 @@ def test_dataset_items_carry_the_mirror_map_and_batches_mix(tmp_path: Path) -> N
     either = build_dataset(recipe.data.train[0], "data.train.0", model, 0, 1.25, True, 0)
     plain = build_dataset(recipe.data.train[1], "data.train.1", model, 0, 1.25, True, 0)
     batch = collate([either[0], plain[0]])
-    assert batch["left_right_either"].tolist() == [1.0, 0.0]
+    assert batch["left_right_either"].tolist() == pytest.approx([0.9, 0.0])  # 1 - the default anchor, 0.1
     assert batch["mirror_partner"][0].tolist() == FLIP
     assert "left_right_either" not in collate([plain[0], plain[1]])
     val = build_dataset(recipe.data.train[0], "data.train.0", model, 0, 1.25, False, 0)
@@ -213,6 +224,11 @@ def test_bad_left_right_settings_are_one_line(tmp_path: Path, capsys: pytest.Cap
     for name, recipe, says in (
         ("stream", base, "'data.train.0.left_right': 'either' needs a fixed set"),
         ("typo", {**base, "data": {"train": {"synth": "adult", "left_right": "mirror"}}}, "left_right"),
+        (
+            "anchor",
+            {**base, "data": {"train": {"synth": "adult", "left_right": "either", "left_right_anchor": 1}}},
+            "left_right_anchor",
+        ),  # fmt: skip
         (
             "val",
             {**base, "data": {"train": {"synth": "adult"}, "val": {"synth": "adult", "left_right": "either"}}},

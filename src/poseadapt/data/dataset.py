@@ -59,14 +59,16 @@ class TopDownDataset:
         images_in_memory: Mapping[int, np.ndarray] | None = None,
         padding: float = DEFAULT_PADDING,
         seed: int = 0,
-        left_right_either: bool = False,
+        left_right_either: float = 0.0,
     ) -> None:
         w, h = (int(v) for v in input_size)
         self.data = data
         self.schema = data.schema
-        # labels whose left/right may be swapped as a whole: each sample carries its mirror map, and the loss takes
-        # the nearer of the labels and their mirror (train/losses.py, `nearer_of_mirror`)
-        self.left_right_either = bool(left_right_either)
+        # labels whose left/right may be swapped as a whole: each sample carries its mirror map, and this share of
+        # its loss takes the nearer of the labels and their mirror (train/losses.py, `nearer_of_mirror`); 0: off
+        if not 0.0 <= left_right_either <= 1.0:
+            raise ValueError(f"left_right_either must be within [0, 1], got {left_right_either}")
+        self.left_right_either = float(left_right_either)
         self.codec = codec
         self.input_size = (w, h)
         self.train = bool(train)
@@ -142,7 +144,7 @@ class TopDownDataset:
     def _mirror_extras(self) -> dict[str, Any]:
         return {
             "extra": {"mirror_partner": np.asarray(self.schema.flip_index, dtype=np.int64)},
-            "sample_extra": {"left_right_either": np.float32(1.0)},
+            "sample_extra": {"left_right_either": np.float32(self.left_right_either)},
         }
 
     # ------------------------------------------------------------------ images

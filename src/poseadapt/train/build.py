@@ -286,7 +286,7 @@ def build_dataset(
         images_in_memory=images,
         padding=padding,
         seed=seed,
-        left_right_either=train and src.left_right == "either",
+        left_right_either=1.0 - src.left_right_anchor if train and src.left_right == "either" else 0.0,
     )
     if len(dataset) == 0:
         raise DataError(f"recipe key '{key}': no usable person annotations (none with labelled keypoints)")

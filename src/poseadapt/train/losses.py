@@ -84,16 +84,17 @@ def mirrored_labels(
 
 def nearer_of_mirror(per_sample: Callable[[Any, torch.Tensor], torch.Tensor], batch: Mapping[str, Any]) -> torch.Tensor:
     """(B,) losses: `per_sample(target, weight)`, or for samples whose labels' left/right is unsure (a data source's
-    `left_right: either`, e.g. pseudo-labels of people whose facing the teacher may have missed) the smaller of it
-    and the same loss against the mirrored labels, as pose losses for symmetric objects take the nearest symmetric
-    pose (PoseCNN's ShapeMatch loss). The model then keeps its own left/right decision, learnt from the labels it
-    can trust, instead of copying a coin flip."""
+    `left_right: either`, e.g. pseudo-labels of people whose facing the teacher may have missed) a mix in which the
+    share `left_right_either[b]` takes the smaller of it and the same loss against the mirrored labels, as pose
+    losses for symmetric objects take the nearest symmetric pose (PoseCNN's ShapeMatch loss). The model then keeps
+    its own left/right decision, learnt from the labels it can trust, instead of copying a coin flip; the rest
+    (`left_right_anchor`) stays on the labels as given, so the population's convention follows their majority."""
     plain = per_sample(batch["target"], batch["target_weight"])
     if "left_right_either" not in batch:
         return plain
     target, weight = mirrored_labels(batch["target"], batch["target_weight"], batch)
-    either = batch["left_right_either"].to(plain.device) > 0
-    return torch.where(either, torch.minimum(plain, per_sample(target, weight)), plain)
+    share = batch["left_right_either"].to(plain.device, plain.dtype)
+    return share * torch.minimum(plain, per_sample(target, weight)) + (1 - share) * plain
 
 
 class LossTerm(nn.Module):

@@ -130,6 +130,13 @@ class DataSource(Section):
         description="either: a person's labels may have left and right swapped as a whole (e.g. pseudo-labels of "
         "people whose facing the teacher may have missed); the loss takes the nearer of the labels and their mirror",
     )
+    left_right_anchor: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="with left_right: either, the share of the loss kept on the labels as given, so the population's "
+        "left/right convention follows the labels' majority (0: none; a run may then flip it for every person)",
+    )
 
     @field_validator("synth", mode="before")
     @classmethod
