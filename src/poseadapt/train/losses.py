@@ -30,12 +30,15 @@ def keypoint_mse(
     batch of its own dataset, whatever else the batch holds (ViTPose++'s per-head losses with the other
     datasets' samples masked, summed over heads). With every K_b = K this is exactly the plain mean.
     """
-    err = (pred.float() - target.float()) ** 2
-    if weight is not None:
-        err = err * weight[:, :, None, None].float()
+    err = _weighted_squared_error(pred, target, weight)
     if num_keypoints is None:
         return torch.mean(err)
     return torch.mean(_per_sample_mse(err, num_keypoints))
+
+
+def _weighted_squared_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    err = (pred.float() - target.float()) ** 2
+    return err if weight is None else err * weight[:, :, None, None].float()
 
 
 def _per_sample_mse(err: torch.Tensor, num_keypoints: torch.Tensor | None) -> torch.Tensor:
@@ -54,10 +57,7 @@ def keypoint_mse_per_sample(
     num_keypoints: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`keypoint_mse` before the batch mean: (B,), whose mean is `keypoint_mse`."""
-    err = (pred.float() - target.float()) ** 2
-    if weight is not None:
-        err = err * weight[:, :, None, None].float()
-    return _per_sample_mse(err, num_keypoints)
+    return _per_sample_mse(_weighted_squared_error(pred, target, weight), num_keypoints)
 
 
 def mirrored_labels(
