@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/thermal_adaptation.py fda [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py inverted [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py debias [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py either [--out bench_out/thermal]
 
 On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
 level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
@@ -50,6 +51,11 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
   evaluate/proportions.py): `debias_round1..3`, the last with 3 training seeds, against `invmodel_round3`'s 3 seeds
   (paired) and the foundation model, with the share of `sup600_invmodel`'s gain. About 20 min, plus the
   `inverted` group's invmodel runs if they are not cached.
+- `either` (session 18): the `debias` rounds again with the pseudo-labels trained as `left_right: either` (the loss
+  takes the nearer of the labels and their mirror), with no anchor (`either_round*`) and with the default
+  `left_right_anchor` 0.1 (`anchored_round*`), the last round of each with 3 training seeds, against
+  `debias_round3`'s 3 seeds (paired) and the foundation model, with the share of `sup600_invmodel`'s gain. About
+  1 h 30 min from nothing.
 """
 
 from __future__ import annotations
