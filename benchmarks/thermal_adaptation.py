@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/thermal_adaptation.py inverted [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py debias [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py either [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py visible [--out bench_out/thermal]
 
 On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
 level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
@@ -56,6 +57,10 @@ diagonal view (9103, a view no training image has), visible adults (9102, forget
   `left_right_anchor` 0.1 (`anchored_round*`), the last round of each with 3 training seeds, against
   `debias_round3`'s 3 seeds (paired) and the foundation model, with the share of `sup600_invmodel`'s gain. About
   1 h 30 min from nothing.
+- `visible` (session 19): the `debias` and `anchored` chains on colour frames of the same 600 infants, with no
+  inversion and the adults without the thermal-only steps (`visible_debias_round*`, `visible_anchored_round*`, 3
+  seeds of each last round, paired), scored on the visible infant test set against `sup600_visible` (sup600 on the
+  colour frames). Is the thermal recipe's 40% a thermal effect? About 1 h 30 min.
 """
 
 from __future__ import annotations
@@ -236,12 +241,19 @@ adapt:
 """
 
 
-def thermal_frames(out: Path) -> Path:
-    """The mean teacher's own 600 unlabelled thermal infants, written as files (their keypoints are never read)."""
-    unlabelled = out / "data/unlabelled_thermal"
+# the rounds on colour frames: the adults lose the steps that only bring them nearer a thermal frame
+THERMAL_ONLY = ("        - {type: RandomGrayscale, prob: 0.5, invert_prob: 0.5}\n",
+                "        - {type: FourierStyle, images: FRAMES, beta: 0.05, prob: 0.5}\n")  # fmt: skip
+VISIBLE_ROUND_RECIPE = ROUND_RECIPE.replace(THERMAL_ONLY[0], "").replace(THERMAL_ONLY[1], "")
+
+
+def thermal_frames(out: Path, look: str = "thermal") -> Path:
+    """The mean teacher's own 600 unlabelled thermal infants, written as files (their keypoints are never read);
+    with `look` "visible", the same infants filmed by a colour camera."""
+    unlabelled = out / f"data/unlabelled_{look}"
     if not (unlabelled / "annotations").is_dir():
         sh("synth", "--population", "infant", "--view", "top", "--n", "600", "--seed", "0", "--size", "256",
-           "--look", "thermal", "--out", str(unlabelled))  # fmt: skip
+           "--look", look, "--out", str(unlabelled))  # fmt: skip
     return unlabelled
 
 
@@ -325,7 +337,7 @@ def inverted_runs(
 
 
 def debiased_runs(
-    out: Path, rounds: int = 3, seeds: int = 3, either: float | None = None
+    out: Path, rounds: int = 3, seeds: int = 3, either: float | None = None, visible: bool = False
 ) -> tuple[dict[str, Path | str], list[str]]:
     """`invmodel_round*` with every round's pseudo-labels debiased (`pseudo-label --debias-source/--debias-target`).
 
@@ -333,10 +345,14 @@ def debiased_runs(
     target: the 500 infant poses the prior was fitted on. Round 1 reads the frames with `--invert-images`. With
     `either` (a `left_right_anchor`), the pseudo-labels train with `left_right: either`: their left/right is
     trusted only that much, the adults' fully (`either_round*` with anchor 0, `anchored_round*` otherwise);
-    round 1's labels are `debias_round1`'s (the same teacher).
+    round 1's labels are `debias_round1`'s (the same teacher). With `visible`, the same rounds on 600 colour frames
+    of the same infants (`visible_*`): no inversion anywhere and the adults without the thermal-only steps (grey and
+    inverted copies, FDA).
     """
     name = "debias" if either is None else "either" if either == 0 else "anchored"
-    runs, unlabelled = out / "runs", thermal_frames(out)
+    runs, unlabelled = out / "runs", thermal_frames(out, "visible" if visible else "thermal")
+    name, inverting = (f"visible_{name}", ()) if visible else (name, ("model.invert_input=true",))
+    first = "visible_debias" if visible else "debias"
     frames, prior = str(unlabelled / "images"), str(infant_prior(out))
     boxes = str(unlabelled / "annotations/infant_coco17.json")
     adults = out / "data/source_adults"
@@ -348,21 +364,23 @@ def debiased_runs(
     models: dict[str, Path | str] = {"foundation": FM}
     teacher: Path | str = FM
     mirror_free = f"      images: FRAMES\n      left_right: either\n      left_right_anchor: {either}\n"
-    round_recipe = ROUND_RECIPE.replace("      images: FRAMES\n", mirror_free, 1)
+    base = VISIBLE_ROUND_RECIPE if visible else ROUND_RECIPE
+    round_recipe = base.replace("      images: FRAMES\n", mirror_free, 1)
     for r in range(1, rounds + 1):
-        labels = out / f"{'debias' if r == 1 else name}_round{r}_labels.json"
+        labels = out / f"{first if r == 1 else name}_round{r}_labels.json"
         if not labels.is_file():
-            reading = ("--invert-images",) if r == 1 else ()  # later models invert inside (model.invert_input)
+            # later thermal models invert inside (model.invert_input)
+            reading = ("--invert-images",) if r == 1 and not visible else ()
             print(sh("pseudo-label", "--checkpoint", str(teacher), "--ann", boxes, "--images", frames, "--out",
                      str(labels), "--min-score", "0.4", "--decode-prior", prior, *reading, *debias))  # fmt: skip
         recipe = out / f"{name}_round{r}.yaml"
-        recipe.write_text((ROUND_RECIPE if either is None else round_recipe).replace("LABELS", str(labels))
+        recipe.write_text((base if either is None else round_recipe).replace("LABELS", str(labels))
                           .replace("FRAMES", frames))  # fmt: skip
-        teacher = models[f"{name}_round{r}"] = train(str(recipe), runs / f"{name}_round{r}", "model.invert_input=true")
+        teacher = models[f"{name}_round{r}"] = train(str(recipe), runs / f"{name}_round{r}", *inverting)
     last = f"{name}_round{rounds}"
     for seed in range(1, seeds):
         models[f"{last}_s{seed}"] = train(str(out / f"{last}.yaml"), runs / f"{last}_s{seed}", f"train.seed={seed}",
-                                          "model.invert_input=true")  # fmt: skip
+                                          *inverting)  # fmt: skip
     return models, [last] + [f"{last}_s{seed}" for seed in range(1, seeds)]
 
 
@@ -380,7 +398,7 @@ def inverted_copy(ann: Path, folder: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias", "either"))
+    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias", "either", "visible"))
     ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -396,6 +414,9 @@ def main() -> None:
         return
     if args.group == "either":
         either_table(out, tests)
+        return
+    if args.group == "visible":
+        visible_table(out, tests)
         return
     last_round: list[str] = []
     if args.group == "inverted":
@@ -504,6 +525,23 @@ def share_of_gain(table: dict, reference: str) -> None:
             d = g["vs_baseline"]
             print(f"{g['group']} share of {reference}'s gain: {100 * d['delta_AP'] / gain:.0f}% "
                   f"[{100 * d['ci'][0] / gain:.0f}%, {100 * d['ci'][1] / gain:.0f}%]")  # fmt: skip
+
+
+def visible_table(out: Path, tests: dict[str, Path]) -> None:
+    """The `debias` and `anchored` rounds on colour frames of the same 600 infants (`visible=True`), 3 seeds of each
+    last round, paired, and against the foundation model; each one's share of `sup600_visible`'s gain (the same 600
+    colour frames WITH labels, sup600's recipe)."""
+    debiased, debias_last = debiased_runs(out, visible=True)
+    anchored, anchored_last = debiased_runs(out, either=0.1, visible=True)
+    (out / "sup600.yaml").write_text(SUP_RECIPE)
+    reference = train(str(out / "sup600.yaml"), out / "runs/sup600_visible", "data.train.synth.look=visible")
+    models = {**debiased, **anchored, "sup600_visible": reference}
+    groups = {"anchored_last": anchored_last, "debias_last": debias_last}
+    visible = {"as_filmed": tests["infant_visible"]}
+    seed_table(out / "compare_visible_either_vs_debias", models, groups, visible, "debias_last")
+    table = seed_table(out / "compare_visible_seeds", models, groups, {**visible, "adult": tests["adult"]},
+                       "foundation")  # fmt: skip
+    share_of_gain(table, "sup600_visible")
 
 
 def debias_table(out: Path, tests: dict[str, Path]) -> None:
