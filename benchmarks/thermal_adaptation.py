@@ -542,6 +542,35 @@ def visible_table(out: Path, tests: dict[str, Path]) -> None:
     table = seed_table(out / "compare_visible_seeds", models, groups, {**visible, "adult": tests["adult"]},
                        "foundation")  # fmt: skip
     share_of_gain(table, "sup600_visible")
+    shown = ("foundation", *debias_last, *anchored_last, "sup600_visible")
+    hedging(out / "predictions_visible", {k: models[k] for k in shown}, tests["infant_visible"])
+
+
+def hedging(folder: Path, models: dict[str, Path | str], test: Path) -> None:
+    """Print per model the share of test people predicted whole-body mirrored, the median keypoint error with left
+    and right matched to the truth per body (in sqrt(box area)), and the median predicted / true shoulder distance
+    (under 1: left and right pulled together, the loss's answer to labels whose left / right is a coin toss)."""
+    import numpy as np
+
+    from thermal_error_anatomy import chirality, load, oracle_unmirror, truth_for
+
+    folder.mkdir(parents=True, exist_ok=True)
+    print("| model | mirrored | matched median error | shoulder distance / true |\n|---|---|---|---|")
+    for name, checkpoint in models.items():
+        pred = folder / f"{name}.json"
+        if not pred.is_file():
+            images = str(test.parent.parent / "images")
+            sh("eval", "--checkpoint", str(checkpoint), "--ann", str(test), "--images", images, "--out", str(pred),
+               "--json")  # fmt: skip
+        _, anns, poses = load(pred)
+        truth, scale = truth_for(anns, test)
+        mirrored = chirality(poses, truth, scale)[0]
+        matched, _ = oracle_unmirror(poses, truth)
+        seen = truth[..., 2] > 0
+        error = np.linalg.norm(matched[..., :2] - truth[..., :2], axis=2) / scale[:, None]
+        width = np.linalg.norm(poses[:, 5, :2] - poses[:, 6, :2], axis=1)
+        true_width = np.linalg.norm(truth[:, 5, :2] - truth[:, 6, :2], axis=1)
+        print(f"| {name} | {mirrored:.0%} | {np.median(error[seen]):.3f} | {np.median(width / true_width):.2f} |")
 
 
 def debias_table(out: Path, tests: dict[str, Path]) -> None:
