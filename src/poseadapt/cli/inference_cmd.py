@@ -355,6 +355,9 @@ def pseudo_label_cmd(
     )
     for part, seg in summary.get("debias", {}).items():
         what = "moved to the target's" if seg["corrected"] else "not moved"
+        if not seg["corrected"] and None not in (seg["noise"], seg["labels"], seg["target"]):
+            gap = abs(seg["target"] - seg["labels"])
+            what += f" (within noise: {gap:.4f} < {seg['noise']})" if gap < seg["noise"] else ""
         sys.stdout.write(
             f"  {part}: median axial ratio {seg['labels']} -> {seg['after']} (source {seg['source']}, target "
             f"{seg['target']}, {seg['people']} people): {what}\n"

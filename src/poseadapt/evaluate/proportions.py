@@ -14,7 +14,10 @@ the signature of source proportions carried over; there its left / right pair mo
 median - labels' median) of it, in every label with the three midpoints labelled (one segment at a time, see
 `ProportionDebias.apply`). A discrepancy outside that range is an appearance error, not a proportion, and is left
 alone: moving it too cost AP where measured (the ears of the thermal infants). The medians, not per-pose
-quantiles: where measured, a quantile map per skeleton triple made the labels worse.
+quantiles: where measured, a quantile map per skeleton triple made the labels worse. Nor does a segment move when
+the discrepancy is within what the two medians' sampling noise explains (NOISE_Z standard errors of their
+difference): with a few dozen labelled people, the labels' median wanders by itself, and moving every label by
+that wander would add an error, not remove one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from poseadapt.errors import PoseAdaptError
 AXIAL_PARTS = ("eye", "ear", "shoulder", "hip", "knee", "ankle")
 MIN_SPAN = 1.0  # pixels: a shorter span between two midpoints gives no ratio
 MIN_SHIFT = 0.005  # of the span: a smaller discrepancy between the labels' and the target's medians is left as is
+NOISE_Z = 2.0  # a discrepancy under this many standard errors of (target median - labels' median) is left as is
 
 
 def axial_pairs(names: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -59,6 +63,17 @@ def _medians(ratios: np.ndarray) -> np.ndarray:
     return np.array([np.nanmedian(ratios[:, j]) if counts[j] else np.nan for j in range(ratios.shape[1])])
 
 
+def _median_errors(ratios: np.ndarray) -> np.ndarray:
+    """Standard error of each column's median: sqrt(pi / 2) * sigma / sqrt(n), sigma from the median absolute
+    deviation (1.4826 * MAD), so a few wild ratios do not inflate it; NaN for a column with under 2 values."""
+    out = np.full(ratios.shape[1], np.nan)
+    for j in range(ratios.shape[1]):
+        r = ratios[np.isfinite(ratios[:, j]), j]
+        if len(r) >= 2:
+            out[j] = np.sqrt(np.pi / 2) * 1.4826 * np.median(np.abs(r - np.median(r))) / np.sqrt(len(r))
+    return out
+
+
 @dataclass(frozen=True)
 class ProportionDebias:
     """The source and target populations' median axial ratios; `apply` corrects a set of pseudo-labels."""
@@ -66,6 +81,7 @@ class ProportionDebias:
     pairs: tuple[tuple[str, int, int], ...]
     source: np.ndarray  # (S,) median ratio per middle segment
     target: np.ndarray
+    target_error: np.ndarray  # (S,) standard error of the target's median
 
     @classmethod
     def from_poses(cls, names: Sequence[str], source: np.ndarray, target: np.ndarray) -> ProportionDebias:
@@ -77,12 +93,13 @@ class ProportionDebias:
                 f"proportion debiasing needs 3 or more left/right pairs among {', '.join(AXIAL_PARTS)} "
                 f"(left_<part> / right_<part>); this schema has {have}"
             )
-        medians = {}
+        medians, ratios = {}, {}
         for what, poses in (("source", source), ("target", target)):
-            medians[what] = _medians(axial_ratios(poses, pairs))
+            ratios[what] = axial_ratios(poses, pairs)
+            medians[what] = _medians(ratios[what])
             if not np.isfinite(medians[what]).any():
                 raise PoseAdaptError(f"proportion debiasing: no {what} pose labels three consecutive axial pairs")
-        return cls(tuple(pairs), medians["source"], medians["target"])
+        return cls(tuple(pairs), medians["source"], medians["target"], _median_errors(ratios["target"]))
 
     @property
     def segments(self) -> list[str]:
@@ -96,8 +113,10 @@ class ProportionDebias:
         ratios read again before each; a segment not chosen never moves, whatever its neighbours' moves do to it.
         """
         kp = np.array(keypoints, dtype=np.float64)
-        first = _medians(axial_ratios(kp, self.pairs))
-        pending = {j for j in range(len(self.segments)) if self._carried(j, first[j])}
+        ratios = axial_ratios(kp, self.pairs)
+        first = _medians(ratios)
+        noise = NOISE_Z * np.hypot(_median_errors(ratios), self.target_error)  # NaN where either is unknown
+        pending = {j for j in range(len(self.segments)) if self._carried(j, first[j], noise[j])}
         moved: set[int] = set()
         while pending:
             ratios = axial_ratios(kp, self.pairs)
@@ -117,16 +136,16 @@ class ProportionDebias:
         people, after = np.isfinite(final).sum(axis=0), _medians(final)
         report = {part: {"source": _round(self.source[j]), "target": _round(self.target[j]),
                          "labels": _round(first[j]), "after": _round(after[j]), "people": int(people[j]),
-                         "corrected": j in moved}
+                         "noise": _round(noise[j]), "corrected": j in moved}
                   for j, part in enumerate(self.segments)}  # fmt: skip
         return kp, report
 
-    def _carried(self, j: int, labels: float) -> bool:
-        """Whether the labels' median ratio lies between the source's and the target's, MIN_SHIFT or more off it."""
+    def _carried(self, j: int, labels: float, noise: float) -> bool:
+        """Whether the labels' median ratio lies between the source's and the target's, and off the target's by
+        MIN_SHIFT and by more than the medians' noise (a segment whose noise is unknown never moves)."""
         lo, hi = sorted((self.source[j], self.target[j]))
-        return bool(
-            np.isfinite([lo, hi, labels]).all() and lo <= labels <= hi and abs(self.target[j] - labels) >= MIN_SHIFT
-        )
+        gap = abs(self.target[j] - labels)
+        return bool(np.isfinite([lo, hi, labels, noise]).all() and lo <= labels <= hi and gap >= max(MIN_SHIFT, noise))
 
 
 def _round(v: float) -> float | None:
