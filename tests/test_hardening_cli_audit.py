@@ -69,6 +69,11 @@ OUTPUTS: dict[str, tuple[Callable[[dict[str, Path]], list[str]], str]] = {
                    str(f["images"]), "--out", f"{f['file']}/labels.json"],
         "is a file, not a folder",
     ),
+    "self-train --out is a file": (
+        lambda f: ["self-train", "synth-infant-mean-teacher", "--unlabelled", str(f["ann"]), "--images",
+                   str(f["images"]), "--out", str(f["file"])],
+        "a file is in the way, expected a folder",
+    ),
     "export onnx --out is a folder": (
         lambda f: ["export", "onnx", "--checkpoint", "none.safetensors", "--out", str(f["dir"])],
         "is a folder, expected a file name",

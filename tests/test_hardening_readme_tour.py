@@ -22,6 +22,7 @@ NOT_RUN = {
     "poseadapt import hf ./vitpose-base-simple": "needs the ViTPose weights downloaded from the Hugging Face Hub",
     "poseadapt predict --checkpoint vitpose-b.safetensors": "needs the checkpoint the import line makes",
     "poseadapt train demo-infant": "trains for a minute or more on 2 cores",
+    "poseadapt self-train synth-infant-mean-teacher": "rounds of training, minutes on 2 cores (test_self_training.py)",
     "poseadapt compare --model start=builtin:synthpose-vit-tiny": "needs the checkpoint the train line makes",
     "poseadapt demo --quick": "minutes of training (tests/test_demo.py runs it)",
 }

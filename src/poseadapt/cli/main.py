@@ -393,8 +393,9 @@ def demo(
 
 # ---------------------------------------------------------------------------------------------- compare, sigmas
 # Each module owns its options and its body; importing them is light (typer only).
-from poseadapt.cli import compare_cmd, prior_cmd, recipe_cmd, sigmas_cmd, split_cmd  # noqa: E402
+from poseadapt.cli import compare_cmd, prior_cmd, recipe_cmd, self_train_cmd, sigmas_cmd, split_cmd  # noqa: E402
 
+app.command("self-train")(self_train_cmd.self_train)
 app.command("compare")(compare_cmd.compare)
 app.command("sigmas")(sigmas_cmd.sigmas)
 app.add_typer(prior_cmd.prior_app, name="prior")

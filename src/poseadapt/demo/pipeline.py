@@ -213,32 +213,40 @@ def _anchor_adults(d: dict[str, Any], settings: DemoSettings) -> None:
 def self_training_run(
     run_dir: Path, settings: DemoSettings, run: RunSpec, source: str | Path, train: Any, console: Console
 ) -> Path:
-    """Offline self-training: each round, the model of the round before (round 1: `source`) labels the infants'
-    boxes (flip test; keypoints scoring below 0.4 left unlabelled), and a fresh copy of `source` trains on those
-    labels plus the labelled adults. The infants' keypoints are never read."""
+    """Offline self-training (train/self_training.py, `poseadapt self-train`): each round, the model of the round
+    before (round 1: `source`) labels the infants' boxes (flip test; keypoints scoring below 0.4 left unlabelled),
+    and a fresh copy of `source` trains on those labels plus the labelled adults. The infants' keypoints are never
+    read."""
+    import shutil
+
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
     from poseadapt.interop.checkpoint import load_checkpoint
-    from poseadapt.synth.coco_writer import write_json_atomic
+    from poseadapt.train.self_training import pseudo_source, self_training_rounds
 
     boxes = read_boxes_file(train.annotations["coco17"])  # boxes only: its keypoints are dropped below
-    labeller: str | Path = source
-    for r in range(1, run.rounds + 1):
-        labels_path = run_dir / f"round{r}_labels.json"
-        labels, info = pseudo_label_file(load_checkpoint(labeller), boxes, train.images, min_score=0.4)
-        labels_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(labels_path, labels)
-        console.print(f"  round {r}: {info['share_kept']:.0%} of the infants' keypoints pseudo-labelled")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # only ever a folder this demo created under its --out: no round is kept
 
-        def edit(d: dict[str, Any], labels_path: Path = labels_path) -> None:
+    def label(labeller: str | Path, round_: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return pseudo_label_file(load_checkpoint(labeller), boxes, train.images, min_score=0.4)
+
+    def recipe_for(labels_path: Path) -> Any:
+        def edit(d: dict[str, Any]) -> None:
             d["model"]["checkpoint"] = str(source)
             _anchor_adults(d, settings)
-            d["data"]["train"].insert(0, {"ann": str(labels_path), "images": str(train.images)})
+            d["data"]["train"].insert(0, pseudo_source(labels_path, train.images))
             d["schedule"]["epochs"] = settings.epochs
             d["optim"]["lr"] = run.lr
             d["adapt"] = run.adapt
 
-        labeller = _train(_recipe(MEAN_TEACHER_RECIPE, edit), run_dir / f"round{r}")
-    return Path(labeller)
+        return _recipe(MEAN_TEACHER_RECIPE, edit)
+
+    def report(result: Any) -> None:
+        console.print(f"  round {result.round}: {result.summary['share_kept']:.0%} of the infants' keypoints "
+                      "pseudo-labelled")  # fmt: skip
+
+    rounds = self_training_rounds(source, run.rounds, run_dir, label, recipe_for, train=_train, report=report)
+    return rounds[-1].checkpoint
 
 
 def gain_recovered(summary: dict[str, Any], settings: DemoSettings) -> dict[str, float | None] | None:

@@ -338,6 +338,13 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Read, override and validate a recipe; any problem is one `PoseAdaptError` line naming the key."""
+    data, source = recipe_data(name_or_path)
+    return recipe_from_dict(apply_overrides(data, overrides), source)
+
+
+def recipe_data(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
+    """(plain data, where it came from) of a recipe file or built-in name, its paths read against the file's
+    folder; not yet validated (one `PoseAdaptError` line for YAML that is not a mapping)."""
     text, source = recipe_text(name_or_path)
     try:
         data = yaml.safe_load(text)
@@ -352,7 +359,7 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
         raise PoseAdaptError(f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}")
     if Path(name_or_path).is_file():
         resolve_recipe_paths(data, Path(name_or_path).parent)
-    return recipe_from_dict(apply_overrides(data, overrides), source)
+    return data, source
 
 
 def _against(base: Path, value: Any, *, schema: bool = False) -> Any:

@@ -1,0 +1,146 @@
+"""Offline self-training rounds: a model labels unlabelled person boxes, a fresh copy of the start model trains on
+those labels plus the recipe's own labelled data, and the model it makes labels the next round.
+
+This is the zero-label pipeline that measured best on rendered infants (docs/ADAPTATION_RESULTS.md, sessions 6-19),
+ahead of the online mean teacher, whose teacher drifts with its student. Each round's labels are fixed, so a
+round cannot chase its own errors. Every round trains from the start checkpoint, not from the round before: the
+errors a model makes are then only in its labels, never also in its initial weights. Labels and weights of each
+round are kept under the output folder, so an interrupted or repeated run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from poseadapt.errors import PoseAdaptError
+
+# (checkpoint that labels, round number) -> (COCO keypoint file, summary); the caller decides how it reads
+Labeller = Callable[[str | Path, int], tuple[dict[str, Any], dict[str, Any]]]
+# labels file -> the recipe of that round (a `poseadapt.train.recipe.Recipe`)
+RoundRecipe = Callable[[Path], Any]
+# (recipe, run folder) -> final checkpoint
+Trainer = Callable[[Any, Path], Path]
+
+
+@dataclass
+class RoundResult:
+    round: int
+    labels: Path
+    checkpoint: Path
+    labelled_by: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+def pseudo_source(
+    labels: Path, images: Path, left_right: str | None = None, anchor: float | None = None
+) -> dict[str, Any]:
+    """The recipe entry of a round's pseudo-labelled images; `left_right` / `anchor` only when given."""
+    entry: dict[str, Any] = {"ann": str(labels), "images": str(images)}
+    if left_right is not None:
+        entry["left_right"] = left_right
+    if anchor is not None:
+        entry["left_right_anchor"] = anchor
+    return entry
+
+
+def with_pseudo_labels(
+    recipe: dict[str, Any], source: dict[str, Any], unlabelled: Path | None = None
+) -> dict[str, Any]:
+    """A copy of a recipe's plain data training on `source` (`pseudo_source`): in place of the `data.train` entry
+    whose `ann` is the `unlabelled` boxes file, keeping that entry's other keys (its augmentation, `left_right`),
+    else first in `data.train`. `data.train` may be written as one mapping or a list."""
+    import copy
+
+    out = copy.deepcopy(recipe)
+    data = out.get("data") or {}
+    out["data"] = data
+    train = data.get("train")
+    train = [] if train is None else list(train) if isinstance(train, list) else [train]
+
+    def names_unlabelled(entry: Any) -> bool:
+        ann = entry.get("ann") if isinstance(entry, dict) else None
+        return unlabelled is not None and isinstance(ann, str | Path) and Path(ann).resolve() == unlabelled.resolve()
+
+    match = next((i for i, entry in enumerate(train) if names_unlabelled(entry)), None)
+    if match is None:
+        data["train"] = [source, *train]
+    else:
+        train[match] = {**train[match], **source, "images": train[match].get("images") or source["images"]}
+        data["train"] = train
+    return out
+
+
+def train_or_resume(recipe: Any, run_dir: Path) -> Path:
+    """Train a round into `run_dir`, continuing from its `last.pt` when an earlier call was stopped part way."""
+    from poseadapt.train.build import run_recipe
+
+    result = run_recipe(recipe, run_dir, resume=(run_dir / "last.pt").is_file())
+    if result.status != "completed" or result.final_checkpoint is None:
+        raise SelfTrainingStopped(run_dir, result.iteration)
+    return Path(result.final_checkpoint)
+
+
+class SelfTrainingStopped(PoseAdaptError):
+    """A round's training stopped before its end (Ctrl-C); its state is in the round's folder."""
+
+    def __init__(self, run_dir: Path, iteration: int) -> None:
+        super().__init__(f"round stopped at iteration {iteration}; its state is in {run_dir / 'last.pt'}")
+        self.run_dir = run_dir
+
+
+def self_training_rounds(
+    start: str | Path,
+    rounds: int,
+    out: Path,
+    label: Labeller,
+    recipe_for: RoundRecipe,
+    *,
+    train: Trainer = train_or_resume,
+    report: Callable[[RoundResult], None] | None = None,
+) -> list[RoundResult]:
+    """Run `rounds` rounds into `out`: OUT/round{r}_labels.json (by `start` in round 1, else round r-1's model) and
+    OUT/round{r}/ (the run trained on them). A round whose labels and weights are already there is kept, as long as
+    every round before it was kept too; a round whose training was stopped continues from its `last.pt`."""
+    import shutil
+
+    from poseadapt.synth.coco_writer import write_json_atomic
+
+    if rounds < 1:
+        raise PoseAdaptError(f"rounds must be 1 or more, got {rounds}")
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[RoundResult] = []
+    labeller: str | Path = start
+    stale = False  # an earlier round was (re)made in this call: later labels and weights are out of date
+    for r in range(1, rounds + 1):
+        labels_path, run_dir = out / f"round{r}_labels.json", out / f"round{r}"
+        final = run_dir / "final.safetensors"
+        cached = not stale and labels_path.is_file() and final.is_file()
+        summary: dict[str, Any] = {}
+        if not cached:
+            if stale or not labels_path.is_file():
+                labels, summary = label(labeller, r)
+                write_json_atomic(labels_path, labels)
+            if stale and (run_dir / "recipe.yaml").is_file():  # a run this command made from older labels
+                shutil.rmtree(run_dir)
+            final = train(recipe_for(labels_path), run_dir)
+            stale = True
+        result = RoundResult(r, labels_path, final, str(labeller), summary, cached)
+        results.append(result)
+        if report is not None:
+            report(result)
+        labeller = final
+    _write_summary(out, start, results)
+    return results
+
+
+def _write_summary(out: Path, start: str | Path, results: list[RoundResult]) -> None:
+    from poseadapt.synth.coco_writer import write_json_atomic
+
+    rounds = [{"round": r.round, "labels": str(r.labels), "labelled_by": r.labelled_by, "checkpoint": str(r.checkpoint),
+               "cached": r.cached, **({"labelling": r.summary} if r.summary else {})} for r in results]  # fmt: skip
+    doc = {"start": str(start), "final_checkpoint": str(results[-1].checkpoint), "rounds": rounds}
+    write_json_atomic(out / "self_training.json", doc)

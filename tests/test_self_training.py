@@ -1,0 +1,148 @@
+"""`poseadapt self-train`: rounds of pseudo-labelling and training, each round's labels exactly what `pseudo-label`
+writes with the model of the round before, each round's run a fresh copy of the start model; finished rounds are
+kept on a second call; bad options are one line and write nothing. (What the rounds gain is measured, not tested:
+docs/ADAPTATION_RESULTS.md.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from poseadapt.cli.main import main
+from poseadapt.synth import write_dataset
+
+START = "builtin:synthpose-vit-tiny"
+RECIPE: dict[str, Any] = {
+    "model": {"name": "vit_synth", "input_size": [96, 128], "schema": "coco17", "head": "light", "checkpoint": START},
+    "data": {"train": {"synth": {"population": "adult", "n": 8, "size": 128, "seed": 3}}, "val": None},
+    "optim": {"lr": 2e-4, "weight_decay": 0.0},
+    "schedule": {"epochs": 1, "warmup_iters": 0, "policy": "constant"},
+    "train": {"batch_size": 4, "workers": 0, "device": "cpu", "progress": False, "tensorboard": False,
+              "val_interval": 0, "ema": None, "max_iters": 2},
+}  # fmt: skip
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, infant_top_prior: Any) -> dict[str, Path]:
+    """Six rendered infants with their keypoints stripped (boxes only), a recipe file and an infant pose prior."""
+    root = tmp_path_factory.mktemp("selftrain")
+    files = write_dataset(root / "infants", "infant", view="top", n=6, size=128, seed=2, schemas=["coco17"])
+    data = json.loads(files.annotations["coco17"].read_text())
+    for ann in data["annotations"]:
+        ann.pop("keypoints"), ann.pop("num_keypoints", None)
+    boxes = root / "boxes.json"
+    boxes.write_text(json.dumps(data))
+    recipe = root / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE))
+    prior = root / "prior.safetensors"
+    infant_top_prior.save(prior)
+    return {"boxes": boxes, "images": files.annotations["coco17"].parent.parent / "images", "recipe": recipe,
+            "prior": prior, "root": root}  # fmt: skip
+
+
+def keypoints(path: Path) -> np.ndarray:
+    return np.array([a["keypoints"] for a in json.loads(path.read_text())["annotations"]])
+
+
+def test_each_round_is_pseudo_label_then_a_fresh_copy_trained_and_finished_rounds_are_kept(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "st"
+    args = ["self-train", str(setup["recipe"]), "--unlabelled", str(setup["boxes"]), "--images", str(setup["images"]),
+            "--out", str(out), "--rounds", "2", "--min-score", "0.3", "--decode-prior", str(setup["prior"]),
+            "--left-right", "either"]  # fmt: skip
+    code, text, err = run(args, capsys)
+    assert code == 0, err
+    assert "round 1:" in text and "round 2:" in text and "done: 2 rounds" in text
+    summary = json.loads((out / "self_training.json").read_text())
+    finals = [out / f"round{r}" / "final.safetensors" for r in (1, 2)]
+    assert summary["final_checkpoint"] == str(finals[1]) and all(f.is_file() for f in finals)
+    assert [r["labelled_by"] for r in summary["rounds"]] == [START, str(finals[0])]
+    # each round's labels are what `pseudo-label` writes with the same options and the round before's model
+    for r, labeller in ((1, START), (2, str(finals[0]))):
+        expected = tmp_path / f"expected{r}.json"
+        code, _, err = run(["pseudo-label", "--checkpoint", labeller, "--ann", str(setup["boxes"]), "--images",
+                            str(setup["images"]), "--out", str(expected), "--min-score", "0.3", "--decode-prior",
+                            str(setup["prior"])], capsys)  # fmt: skip
+        assert code == 0, err
+        np.testing.assert_array_equal(keypoints(out / f"round{r}_labels.json"), keypoints(expected))
+    assert not np.array_equal(keypoints(out / "round1_labels.json"), keypoints(out / "round2_labels.json"))
+    # every round trains a fresh copy of the start model, on its labels first and the recipe's own data after
+    for r in (1, 2):
+        recorded = yaml.safe_load((out / f"round{r}" / "recipe.yaml").read_text())
+        assert recorded["model"]["checkpoint"] == START
+        pseudo, adults = recorded["data"]["train"]
+        assert pseudo["ann"] == str((out / f"round{r}_labels.json").resolve())
+        assert (pseudo["left_right"], pseudo["left_right_anchor"]) == ("either", 0.1)
+        assert adults["synth"]["population"] == "adult"
+    # a second call keeps the finished rounds; one more round is labelled by the last
+    stamps = {p: p.stat().st_mtime_ns for p in [*finals, out / "round1_labels.json", out / "round2_labels.json"]}
+    code, text, err = run([*args[:-4], "--rounds", "3", *args[-4:]], capsys)
+    assert code == 0, err
+    assert "round 1: kept" in text and "round 2: kept" in text and "done: 3 rounds" in text
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    summary = json.loads((out / "self_training.json").read_text())
+    assert summary["rounds"][2]["labelled_by"] == str(finals[1])
+    assert summary["final_checkpoint"] == str(out / "round3" / "final.safetensors")
+
+
+def test_the_recipes_entry_of_the_unlabelled_file_says_how_the_labels_train(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The labels take the place of the entry naming the unlabelled file, with its augmentation and left_right;
+    without such an entry they go first, where `--set data.train.0...` reaches them."""
+    flip = [{"type": "RandomFlip", "prob": 0.5}]
+    named = tmp_path / "named.yaml"
+    adults = RECIPE["data"]["train"]
+    entry = {"ann": str(setup["boxes"]), "images": str(setup["images"]), "augment": flip, "left_right": "either"}
+    named.write_text(yaml.safe_dump({**RECIPE, "data": {"train": [adults, entry], "val": None}}))
+    for recipe, sets, at in ((named, [], 1), (setup["recipe"], ["--set", f"data.train.0.augment={flip}"], 0)):
+        out = tmp_path / recipe.stem
+        code, _, err = run(["self-train", str(recipe), "--unlabelled", str(setup["boxes"]), "--images",
+                            str(setup["images"]), "--out", str(out), "--rounds", "1", "--json", *sets],
+                           capsys)  # fmt: skip
+        assert code == 0, err
+        train = yaml.safe_load((out / "round1" / "recipe.yaml").read_text())["data"]["train"]
+        assert len(train) == 2 and train[1 - at]["synth"]["population"] == "adult"
+        assert train[at]["ann"] == str((out / "round1_labels.json").resolve())
+        assert train[at]["augment"] == flip
+        assert train[at]["left_right"] == ("either" if recipe == named else "as_labelled")
+
+
+def test_bad_options_are_one_line_before_any_work(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_start = tmp_path / "no_start.yaml"
+    no_start.write_text(yaml.safe_dump({**RECIPE, "model": {k: v for k, v in RECIPE["model"].items()
+                                                            if k != "checkpoint"}}))  # fmt: skip
+    out = tmp_path / "st"
+    ok = {"recipe": str(setup["recipe"]), "--unlabelled": str(setup["boxes"]), "--images": str(setup["images"])}
+    cases = [
+        ({"recipe": str(no_start)}, [], "needs model.checkpoint"),
+        ({}, ["--rounds", "0"], "--rounds must be 1 or more"),
+        ({}, ["--left-right", "mirror"], "--left-right must be as_labelled or either"),
+        ({}, ["--debias-source", str(setup["boxes"])], "--debias-source needs --debias-target"),
+        ({"--unlabelled": str(tmp_path / "missing.json")}, [], "not found"),
+        ({"--images": str(setup["boxes"])}, [], "--images must be a folder"),
+        ({}, ["--set", "optim.lrr=1"], "unknown key"),
+        ({}, ["--decode-prior", str(tmp_path / "none.safetensors")], "none.safetensors"),
+        ({}, ["--min-score", "nan"], "--min-score must be a number"),
+    ]
+    for changes, extra, message in cases:
+        given = {**ok, **changes}
+        argv = ["self-train", given.pop("recipe"), *[a for kv in given.items() for a in kv], "--out", str(out), *extra]
+        code, _, err = run(argv, capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (message, err)
+        assert not out.exists()
