@@ -110,10 +110,11 @@ def test_the_recipes_entry_of_the_unlabelled_file_says_how_the_labels_train(
     named.write_text(yaml.safe_dump({**RECIPE, "data": {"train": [adults, entry], "val": None}}))
     for recipe, sets, at in ((named, [], 1), (setup["recipe"], ["--set", f"data.train.0.augment={flip}"], 0)):
         out = tmp_path / recipe.stem
-        code, _, err = run(["self-train", str(recipe), "--unlabelled", str(setup["boxes"]), "--images",
-                            str(setup["images"]), "--out", str(out), "--rounds", "1", "--json", *sets],
-                           capsys)  # fmt: skip
+        code, text, err = run(["self-train", str(recipe), "--unlabelled", str(setup["boxes"]), "--images",
+                               str(setup["images"]), "--out", str(out), "--rounds", "1", "--json", *sets],
+                              capsys)  # fmt: skip
         assert code == 0, err
+        assert json.loads(text)["final_checkpoint"] == str(out / "round1" / "final.safetensors")  # stdout: JSON only
         train = yaml.safe_load((out / "round1" / "recipe.yaml").read_text())["data"]["train"]
         assert len(train) == 2 and train[1 - at]["synth"]["population"] == "adult"
         assert train[at]["ann"] == str((out / "round1_labels.json").resolve())
