@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/thermal_adaptation.py debias [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py either [--out bench_out/thermal]
     .venv/bin/python benchmarks/thermal_adaptation.py visible [--out bench_out/thermal]
+    .venv/bin/python benchmarks/thermal_adaptation.py visible256 [--out bench_out/thermal]
 
 On visible renders, adults and infants differ in body shape, not appearance, and domain-adversarial alignment was
 level with plain fine-tuning (docs/ADAPTATION_RESULTS.md, session 9). Here the infants are imaged by a long-wave
@@ -76,6 +77,7 @@ from seed_spread import seed_table
 from unlabelled_methods_ap import FM, sh, train
 
 THERMAL = "look=thermal"
+ANN_INFANT = "annotations/infant_coco17.json"
 
 
 def render_tests(data: Path) -> dict[str, Path]:
@@ -398,7 +400,7 @@ def inverted_copy(ann: Path, folder: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias", "either", "visible"))
+    ap.add_argument("group", choices=("few", "zero", "fda", "inverted", "debias", "either", "visible", "visible256"))
     ap.add_argument("--seeds", type=int, default=5, help="few: runs per recipe")
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -417,6 +419,9 @@ def main() -> None:
         return
     if args.group == "visible":
         visible_table(out, tests)
+        return
+    if args.group == "visible256":
+        visible_large_table(out, tests)
         return
     last_round: list[str] = []
     if args.group == "inverted":
@@ -544,6 +549,43 @@ def visible_table(out: Path, tests: dict[str, Path]) -> None:
     share_of_gain(table, "sup600_visible")
     shown = ("foundation", *debias_last, *anchored_last, "sup600_visible")
     hedging(out / "predictions_visible", {k: models[k] for k in shown}, tests["infant_visible"])
+
+
+def visible_large_table(out: Path, tests: dict[str, Path]) -> None:
+    """`visible`'s debiased rounds at 256x192 crops, run by `poseadapt self-train` (3 rounds, then 2 more training
+    seeds of round 3 on its labels), against `sup600_visible256` (the same 600 colour frames WITH labels at
+    256x192) and, on the same test images, the 128x96 chain and its reference."""
+    runs, unlabelled = out / "runs", thermal_frames(out, "visible")
+    frames, boxes = unlabelled / "images", unlabelled / "annotations/infant_coco17.json"
+    large = "model.input_size=[192, 256]"
+    recipe = out / "visible256_self_train.yaml"  # the round recipe, its labels' entry naming the unlabelled file
+    recipe.write_text(VISIBLE_ROUND_RECIPE.replace("LABELS", str(boxes)).replace("FRAMES", str(frames)))
+    adults = out / "data/source_adults/annotations/adult_coco17.json"  # written by `visible`'s chains
+    chain = runs / "visible256_self_train"
+    # rounds already finished are kept by self-train itself
+    sh("self-train", str(recipe), "--unlabelled", str(boxes), "--images", str(frames), "--out", str(chain),
+       "--rounds", "3", "--decode-prior", str(infant_prior(out)), "--debias-source", str(adults),
+       "--debias-target", str(out / "data/infant_prior" / ANN_INFANT), "--set", large, "--set", "data.val=null",
+       "--set", "train.progress=false", "--json")  # fmt: skip
+    models: dict[str, Path | str] = {"foundation": FM}
+    models |= {f"visible256_round{r}": chain / f"round{r}/final.safetensors" for r in (1, 2, 3)}
+    last = ["visible256_round3"]
+    for seed in (1, 2):
+        name = f"visible256_round3_s{seed}"
+        models[name] = train(str(chain / "round3/recipe.yaml"), runs / name, f"train.seed={seed}")
+        last.append(name)
+    (out / "sup600.yaml").write_text(SUP_RECIPE)
+    models["sup600_visible256"] = train(str(out / "sup600.yaml"), runs / "sup600_visible256",
+                                        "data.train.synth.look=visible", large)  # fmt: skip
+    small = ["visible_debias_round3", "visible_debias_round3_s1", "visible_debias_round3_s2"]
+    models |= {name: runs / name / "final.safetensors" for name in (*small, "sup600_visible")}
+    visible = {"as_filmed": tests["infant_visible"]}
+    groups = {"visible256_last": last, "debias_last": small}
+    seed_table(out / "compare_visible256_vs_128", models, groups, visible, "debias_last")
+    table = seed_table(out / "compare_visible256_seeds", models, groups, {**visible, "adult": tests["adult"]},
+                       "foundation")  # fmt: skip
+    share_of_gain(table, "sup600_visible256")
+    share_of_gain(table, "sup600_visible")
 
 
 def hedging(folder: Path, models: dict[str, Path | str], test: Path) -> None:
