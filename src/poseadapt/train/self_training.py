@@ -3,9 +3,10 @@ those labels plus the recipe's own labelled data, and the model it makes labels 
 
 This is the zero-label pipeline that measured best on rendered infants (docs/ADAPTATION_RESULTS.md, sessions 6-19),
 ahead of the online mean teacher, whose teacher drifts with its student. Each round's labels are fixed, so a
-round cannot chase its own errors. Every round trains from the start checkpoint, not from the round before: the
-errors a model makes are then only in its labels, never also in its initial weights. Labels and weights of each
-round are kept under the output folder, so an interrupted or repeated run continues where it stopped.
+round cannot chase its own errors. Every round trains from the start checkpoint, not from the round before, so a
+model's errors reach the next round only through its labels (continuing from the round before measured level on
+visible infants). Labels and weights of each round are kept under the output folder, so an interrupted or
+repeated run continues where it stopped.
 """
 
 from __future__ import annotations
