@@ -54,3 +54,7 @@ def test_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "report" / "report.html").is_file()
     assert (tmp_path / "runs" / "clinic" / "final.safetensors").is_file()
     assert json.loads((tmp_path / "predictions" / "results.json").read_text())
+    rounds = json.loads((tmp_path / "runs" / "clinic-self" / "self_training.json").read_text())["rounds"]
+    assert [r["labelled_by"] for r in rounds] == ["runs/clinic/final.safetensors",
+                                                  "runs/clinic-self/round1/final.safetensors"]  # fmt: skip
+    assert (tmp_path / "report_self" / "summary.json").is_file()
