@@ -125,6 +125,9 @@ def test_the_recipes_entry_of_the_unlabelled_file_says_how_the_labels_train(
 def test_bad_options_are_one_line_before_any_work(
     setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    empty, elsewhere = tmp_path / "empty.json", tmp_path / "elsewhere"
+    empty.write_text(json.dumps({**json.loads(setup["boxes"].read_text()), "annotations": []}))
+    elsewhere.mkdir()
     no_start = tmp_path / "no_start.yaml"
     no_start.write_text(yaml.safe_dump({**RECIPE, "model": {k: v for k, v in RECIPE["model"].items()
                                                             if k != "checkpoint"}}))  # fmt: skip
@@ -140,6 +143,8 @@ def test_bad_options_are_one_line_before_any_work(
         ({}, ["--set", "optim.lrr=1"], "unknown key"),
         ({}, ["--decode-prior", str(tmp_path / "none.safetensors")], "none.safetensors"),
         ({}, ["--min-score", "nan"], "--min-score must be a number"),
+        ({"--unlabelled": str(empty)}, [], "no person box to label"),
+        ({"--images": str(elsewhere)}, [], "0 of 6 images found"),
     ]
     for changes, extra, message in cases:
         given = {**ok, **changes}

@@ -80,7 +80,7 @@ def self_train(
     """Adapt a model with unlabelled images: rounds of pseudo-labelling and training a fresh copy on the labels."""
     from poseadapt.cli.inference_cmd import check_min_score
     from poseadapt.cli.io import check_output, print_json
-    from poseadapt.evaluate.pseudo_labels import read_boxes_file
+    from poseadapt.evaluate.pseudo_labels import check_box_images, read_boxes_file
     from poseadapt.train.recipe import apply_overrides, recipe_data, recipe_from_dict
     from poseadapt.train.self_training import (
         SelfTrainingStopped,
@@ -96,7 +96,10 @@ def self_train(
         raise PoseAdaptError(f"--left-right must be as_labelled or either, got {left_right!r}")
     if not images.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images}")
+    check_output(out, "--out", folder=True)
     boxes = read_boxes_file(unlabelled)
+    if not check_box_images(boxes, images):
+        raise PoseAdaptError(f"--unlabelled {unlabelled}: no person box to label (every annotation is crowd, or none)")
     base, source = recipe_data(recipe)
 
     def recipe_for(labels: Path) -> Any:
@@ -114,7 +117,6 @@ def self_train(
             "self-training adapts a trained model: the recipe needs model.checkpoint (e.g. --set "
             "model.checkpoint=builtin:synthpose-vit-tiny)"
         )
-    check_output(out, "--out", folder=True)
     label = _Labeller(boxes, images, min_score, decode_prior, (debias_source, debias_target), invert_first, upright)
     label.check(start)  # the prior and the debias files against the start model's schema, before any work
     report = None if json_out else _print_round

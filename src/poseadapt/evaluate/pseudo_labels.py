@@ -41,6 +41,21 @@ def read_boxes_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def check_box_images(data: dict[str, Any], images: str | Path) -> int:
+    """The number of people to label (non-crowd boxes) in a `read_boxes_file` document; one line when an image
+    they are on is missing from `images` (up front, not at the first missing image part way through)."""
+    root = Path(images)
+    names = {im["id"]: im["file_name"] for im in data["images"]}
+    anns = [a for a in data["annotations"] if not a.get("iscrowd")]
+    wanted = sorted({a["image_id"] for a in anns})
+    missing = [i for i in wanted if not (root / names[i]).is_file()]
+    if missing:
+        raise DataError(
+            f"{len(wanted) - len(missing)} of {len(wanted)} images found in {root}; first missing: {names[missing[0]]}"
+        )
+    return len(anns)
+
+
 def pseudo_label_file(
     model: Any,
     data: dict[str, Any],
@@ -68,12 +83,7 @@ def pseudo_label_file(
         np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4),
         np.ones(len(anns)),
     )
-    wanted = sorted(set(people.image_ids.tolist()))
-    missing = [i for i in wanted if not (root / names[i]).is_file()]
-    if missing:  # up front, not at the first missing image part way through
-        raise DataError(
-            f"{len(wanted) - len(missing)} of {len(wanted)} images found in {root}; first missing: {names[missing[0]]}"
-        )
+    check_box_images(data, root)
     preds = predict_people(
         model, people, lambda i: read_image(root / names[i]), head=index, flip_test=flip_test, decoder=decoder,
         nms_threshold=None, upright_test=upright_test,
