@@ -152,3 +152,19 @@ def test_bad_options_are_one_line_before_any_work(
         code, _, err = run(argv, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (message, err)
         assert not out.exists()
+
+
+def test_invert_first_labels_round_1_as_pseudo_label_invert_images_does(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--images", str(setup["images"]), "--min-score", "0.3"]
+    code, _, err = run(["self-train", str(setup["recipe"]), "--unlabelled", str(setup["boxes"]), *common, "--out",
+                        str(tmp_path / "st"), "--rounds", "1", "--invert-first", "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    for flag in ("--invert-images", None):
+        expected = tmp_path / f"expected{flag}.json"
+        code, _, err = run(["pseudo-label", "--checkpoint", START, "--ann", str(setup["boxes"]), *common, "--out",
+                            str(expected), *([flag] if flag else [])], capsys)  # fmt: skip
+        assert code == 0, err
+        same = np.array_equal(keypoints(tmp_path / "st" / "round1_labels.json"), keypoints(expected))
+        assert same == (flag is not None)  # inverted reading: a different labelling than the plain one
