@@ -411,17 +411,10 @@ def main() -> None:
         seed_table(out / "compare_few", models, groups, tests, "finetune50")
         seed_table(out / "compare_few_vs_control", models, groups, tests, "adv_control")
         return
-    if args.group == "debias":
-        debias_table(out, tests)
-        return
-    if args.group == "either":
-        either_table(out, tests)
-        return
-    if args.group == "visible":
-        visible_table(out, tests)
-        return
-    if args.group == "visible256":
-        visible_large_table(out, tests)
+    tables = {"debias": debias_table, "either": either_table, "visible": visible_table,
+              "visible256": visible_large_table}  # fmt: skip
+    if args.group in tables:
+        tables[args.group](out, tests)
         return
     last_round: list[str] = []
     if args.group == "inverted":

@@ -353,12 +353,19 @@ def pseudo_label_cmd(
         f"pseudo-labelled {summary['people']} people ({summary['schema']}): {summary['share_kept']:.0%} of keypoints "
         f"scored >= {min_score} -> {out}\n"
     )
+    sys.stdout.write(debias_lines(summary))
+
+
+def debias_lines(summary: dict[str, Any]) -> str:
+    """A pseudo-labelling summary's debias report, a line per axial segment (empty without one)."""
+    lines = []
     for part, seg in summary.get("debias", {}).items():
         what = "moved to the target's" if seg["corrected"] else "not moved"
         if not seg["corrected"] and None not in (seg["noise"], seg["labels"], seg["target"]):
             gap = abs(seg["target"] - seg["labels"])
             what += f" (within noise: {gap:.4f} < {seg['noise']})" if gap < seg["noise"] else ""
-        sys.stdout.write(
+        lines.append(
             f"  {part}: median axial ratio {seg['labels']} -> {seg['after']} (source {seg['source']}, target "
             f"{seg['target']}, {seg['people']} people): {what}\n"
         )
+    return "".join(lines)

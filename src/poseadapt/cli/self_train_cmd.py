@@ -174,6 +174,6 @@ def _print_round(result: Any) -> None:
     kept = result.summary.get("share_kept")
     share = f"{kept:.0%} of keypoints labelled by {result.labelled_by}; " if kept is not None else ""
     sys.stdout.write(f"round {result.round}: {share}trained {result.checkpoint}\n")
-    for part, seg in result.summary.get("debias", {}).items():
-        what = "moved to the target's" if seg["corrected"] else "not moved"
-        sys.stdout.write(f"  {part}: median axial ratio {seg['labels']} -> {seg['after']}: {what}\n")
+    from poseadapt.cli.inference_cmd import debias_lines
+
+    sys.stdout.write(debias_lines(result.summary))
