@@ -168,3 +168,51 @@ def test_invert_first_labels_round_1_as_pseudo_label_invert_images_does(
         assert code == 0, err
         same = np.array_equal(keypoints(tmp_path / "st" / "round1_labels.json"), keypoints(expected))
         assert same == (flag is not None)  # inverted reading: a different labelling than the plain one
+
+
+def test_a_model_with_two_heads_labels_and_trains_the_head_asked_for(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--head` picks the labelling head and the labels train that head; without it the head named by the recipe's
+    entry of the unlabelled file labels; `--no-flip` labels as `pseudo-label --no-flip`; an unknown head is one
+    line before any work."""
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models.factory import create_model
+    from poseadapt.schemas import get_schema
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    start = save_checkpoint(create_model("vit_tiny", ["coco17", "mpii16"], "light", img_size=(64, 48)),
+                            tmp_path / "two_heads.safetensors")  # fmt: skip
+    model = {**RECIPE["model"], "name": "vit_tiny", "input_size": [48, 64], "schema": ["coco17", "mpii16"],
+             "checkpoint": str(start)}  # fmt: skip
+    adults = RECIPE["data"]["train"]
+    entry = {"ann": str(setup["boxes"]), "images": str(setup["images"]), "head": "mpii16"}
+    plain, named = tmp_path / "plain.yaml", tmp_path / "named.yaml"
+    plain.write_text(yaml.safe_dump({**RECIPE, "model": model}))
+    named.write_text(yaml.safe_dump({**RECIPE, "model": model, "data": {"train": [adults, entry], "val": None}}))
+    common = ["--unlabelled", str(setup["boxes"]), "--images", str(setup["images"]), "--min-score", "0", "--rounds",
+              "1", "--json"]  # fmt: skip
+    mpii = list(get_schema("mpii16").keypoints)
+    expected = {}
+    for flip in ("--flip", "--no-flip"):
+        expected[flip] = tmp_path / f"expected{flip}.json"
+        code, _, err = run(["pseudo-label", "--checkpoint", str(start), "--ann", str(setup["boxes"]), "--images",
+                            str(setup["images"]), "--min-score", "0", "--head", "mpii16", flip, "--out",
+                            str(expected[flip])], capsys)  # fmt: skip
+        assert code == 0, err
+    for recipe, extra in ((plain, ["--head", "mpii16"]), (named, [])):
+        out = tmp_path / recipe.stem
+        code, _, err = run(["self-train", str(recipe), *common, "--out", str(out), "--no-flip", *extra], capsys)
+        assert code == 0, err
+        labels = json.loads((out / "round1_labels.json").read_text())
+        assert labels["categories"][0]["keypoints"] == mpii
+        np.testing.assert_array_equal(keypoints(out / "round1_labels.json"), keypoints(expected["--no-flip"]))
+        assert not np.array_equal(keypoints(out / "round1_labels.json"), keypoints(expected["--flip"]))
+        train = yaml.safe_load((out / "round1" / "recipe.yaml").read_text())["data"]["train"]
+        pseudo = next(s for s in train if s["ann"] == str((out / "round1_labels.json").resolve()))
+        assert pseudo["head"] == "mpii16"
+    out = tmp_path / "bad"
+    code, _, err = run(["self-train", str(plain), *common, "--out", str(out), "--head", "mpii"], capsys)
+    assert code == 2 and "no head 'mpii'" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

@@ -4,7 +4,8 @@ Rounds of `poseadapt pseudo-label` and `poseadapt train` (train/self_training.py
 labels the unlabelled boxes, a fresh copy of it trains on those labels plus the recipe's own data, and that model
 labels the next round. The labels take the place of the recipe's `data.train` entry whose `ann` is the
 `--unlabelled` file, with that entry's augmentation and `left_right`; without one they go first in `data.train`
-(`--set data.train.0.augment=[...]` then reaches them). Registered in `cli/main.py`.
+(`--set data.train.0.augment=[...]` then reaches them). A model with several heads labels with `--head` (or the
+head that entry names), and the labels train that head. Registered in `cli/main.py`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ def self_train(
         ),
     ] = False,
     upright: UprightTest = False,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            "--head",
+            help="Head (dataset) whose keypoints label and train, by name. Default: the `head` of the recipe's entry "
+            "of the unlabelled file, else the first.",
+        ),
+    ] = None,
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test when labelling.")] = True,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe key of every round (repeatable)."),
@@ -103,7 +113,7 @@ def self_train(
     base, source = recipe_data(recipe)
 
     def recipe_for(labels: Path) -> Any:
-        pseudo = pseudo_source(labels.resolve(), images.resolve(), left_right, left_right_anchor)
+        pseudo = pseudo_source(labels.resolve(), images.resolve(), left_right, left_right_anchor, head)
         data = with_pseudo_labels(base, pseudo, unlabelled)
         parsed = recipe_from_dict(apply_overrides(data, overrides or []), f"{source}, round on {labels.name}")
         if json_out:
@@ -111,6 +121,8 @@ def self_train(
         return parsed
 
     checked = recipe_for(unlabelled)  # every key and value checked before any labelling or training
+    if head is None:  # the head the recipe's entry of the unlabelled file trains
+        head = next(s.head for s in checked.data.train if s.ann is not None and s.ann.resolve() == unlabelled.resolve())
     start = checked.model.checkpoint
     if start is None:
         raise PoseAdaptError(
@@ -118,6 +130,7 @@ def self_train(
             "model.checkpoint=builtin:synthpose-vit-tiny)"
         )
     label = _Labeller(boxes, images, min_score, decode_prior, (debias_source, debias_target), invert_first, upright)
+    label.head, label.flip = head, flip
     label.check(start)  # the prior and the debias files against the start model's schema, before any work
     report = None if json_out else _print_round
     try:
@@ -148,12 +161,14 @@ class _Labeller:
     ) -> None:
         self.boxes, self.images, self.min_score, self.decode_prior = boxes, images, min_score, decode_prior
         self.debias, self.invert_first, self.upright = debias, invert_first, upright
+        self.head: str | None = None  # the labelling head by name (None: the first)
+        self.flip = True
 
     def _reader(self, checkpoint: str | Path, round_: int) -> tuple[Any, Any, Any]:
         from poseadapt.cli.inference_cmd import prior_decoder, proportion_debias, reading_model
 
         model = reading_model(checkpoint, self.invert_first and round_ == 1)  # type: ignore[arg-type]
-        schema = model.schemas[0]
+        schema = model.schemas[model.head_index(self.head) if self.head else 0]
         return model, prior_decoder(self.decode_prior, schema, model.codec), proportion_debias(*self.debias, schema)
 
     def check(self, start: str | Path) -> None:
@@ -163,8 +178,9 @@ class _Labeller:
         from poseadapt.evaluate.pseudo_labels import pseudo_label_file
 
         model, decoder, debias = self._reader(checkpoint, round_)
-        return pseudo_label_file(model, self.boxes, self.images, min_score=self.min_score, decoder=decoder,
-                                 upright_test=self.upright, debias=debias)  # fmt: skip
+        return pseudo_label_file(model, self.boxes, self.images, min_score=self.min_score, head=self.head,
+                                 decoder=decoder, flip_test=self.flip, upright_test=self.upright,
+                                 debias=debias)  # fmt: skip
 
 
 def _print_round(result: Any) -> None:

@@ -37,10 +37,13 @@ class RoundResult:
 
 
 def pseudo_source(
-    labels: Path, images: Path, left_right: str | None = None, anchor: float | None = None
+    labels: Path, images: Path, left_right: str | None = None, anchor: float | None = None, head: str | None = None
 ) -> dict[str, Any]:
-    """The recipe entry of a round's pseudo-labelled images; `left_right` / `anchor` only when given."""
+    """The recipe entry of a round's pseudo-labelled images; `left_right` / `anchor` / `head` (the head that
+    labelled them, which they train) only when given."""
     entry: dict[str, Any] = {"ann": str(labels), "images": str(images)}
+    if head is not None:
+        entry["head"] = head
     if left_right is not None:
         entry["left_right"] = left_right
     if anchor is not None:
