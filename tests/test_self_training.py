@@ -216,3 +216,46 @@ def test_a_model_with_two_heads_labels_and_trains_the_head_asked_for(
     code, _, err = run(["self-train", str(plain), *common, "--out", str(out), "--head", "mpii"], capsys)
     assert code == 2 and "no head 'mpii'" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_with_a_validation_set_each_round_records_its_final_weights_ap_and_names_the_best_round(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `data.val`, each round's recorded validation AP is what `poseadapt eval` gives its final weights on that
+    set, and the best round is the one with the highest; without it, neither is recorded (the first test)."""
+    labelled = next((setup["images"].parent / "annotations").glob("*.json"))  # the boxes' own images, with labels
+    recipe = tmp_path / "val.yaml"
+    val = {"ann": str(labelled), "images": str(setup["images"])}
+    recipe.write_text(yaml.safe_dump({**RECIPE, "data": {**RECIPE["data"], "val": val},
+                                      "train": {**RECIPE["train"], "val_interval": 1, "max_iters": None}}))  # fmt: skip
+    out = tmp_path / "st"
+    code, text, err = run(["self-train", str(recipe), "--unlabelled", str(setup["boxes"]), "--images",
+                           str(setup["images"]), "--out", str(out), "--rounds", "2", "--min-score", "0.3"],
+                          capsys)  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((out / "self_training.json").read_text())
+    ap = []
+    for r in (1, 2):
+        code, scored, err = run(["eval", "--checkpoint", str(out / f"round{r}" / "final.safetensors"), "--ann",
+                                 str(labelled), "--images", str(setup["images"]), "--json"], capsys)  # fmt: skip
+        assert code == 0, err
+        ap.append(json.loads(scored)["AP"])
+        assert summary["rounds"][r - 1]["val_AP"] == pytest.approx(ap[-1], abs=1e-9)
+        assert f"round {r}: " in text and f"validation AP {ap[-1]:.4f}" in text
+    best = 1 + int(np.argmax(ap))  # the first of equal APs, as best_round breaks ties
+    assert summary["best_round"] == best
+    assert summary["best_checkpoint"] == str(out / f"round{best}" / "final.safetensors")
+    assert f"best round by validation AP: {best} " in text
+
+
+def test_the_best_round_is_the_highest_validation_ap_and_the_earliest_of_equals() -> None:
+    from poseadapt.train.self_training import RoundResult, best_round
+
+    def rounds(*aps: float | None) -> list[RoundResult]:
+        return [RoundResult(r, Path(f"l{r}"), Path(f"c{r}"), "x", val_ap=ap) for r, ap in enumerate(aps, 1)]
+
+    best = best_round(rounds(0.30, 0.52, 0.41))
+    assert best is not None and best.round == 2
+    best = best_round(rounds(0.30, 0.30))
+    assert best is not None and best.round == 1
+    assert best_round(rounds(0.30, None)) is None and best_round([]) is None

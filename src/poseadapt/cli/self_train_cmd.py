@@ -94,6 +94,7 @@ def self_train(
     from poseadapt.train.recipe import apply_overrides, recipe_data, recipe_from_dict
     from poseadapt.train.self_training import (
         SelfTrainingStopped,
+        best_round,
         pseudo_source,
         self_training_rounds,
         with_pseudo_labels,
@@ -144,6 +145,9 @@ def self_train(
         print_json(json.loads((out / "self_training.json").read_text()))
         return
     sys.stdout.write(f"done: {len(results)} rounds; weights in {results[-1].checkpoint}\n")
+    best = best_round(results)
+    if best is not None:
+        sys.stdout.write(f"best round by validation AP: {best.round} ({best.val_ap:.4f}), {best.checkpoint}\n")
 
 
 class _Labeller:
@@ -184,12 +188,13 @@ class _Labeller:
 
 
 def _print_round(result: Any) -> None:
+    val = f"; validation AP {result.val_ap:.4f}" if result.val_ap is not None else ""
     if result.cached:
-        sys.stdout.write(f"round {result.round}: kept from an earlier call ({result.checkpoint})\n")
+        sys.stdout.write(f"round {result.round}: kept from an earlier call ({result.checkpoint}){val}\n")
         return
     kept = result.summary.get("share_kept")
     share = f"{kept:.0%} of keypoints labelled by {result.labelled_by}; " if kept is not None else ""
-    sys.stdout.write(f"round {result.round}: {share}trained {result.checkpoint}\n")
+    sys.stdout.write(f"round {result.round}: {share}trained {result.checkpoint}{val}\n")
     from poseadapt.cli.inference_cmd import debias_lines
 
     sys.stdout.write(debias_lines(result.summary))

@@ -6,7 +6,8 @@ ahead of the online mean teacher, whose teacher drifts with its student. Each ro
 round cannot chase its own errors. Every round trains from the start checkpoint, not from the round before, so a
 model's errors reach the next round only through its labels (continuing from the round before measured level on
 visible infants). Labels and weights of each round are kept under the output folder, so an interrupted or
-repeated run continues where it stopped.
+repeated run continues where it stopped. With a labelled validation set in the recipe (`data.val`), each round's
+final validation AP is recorded and the best round named: rounds gain for two or three rounds, then drift.
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ class RoundResult:
     labelled_by: str
     summary: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    val_ap: float | None = None  # the round's final weights on the recipe's data.val (None without one)
+
+
+def final_val_ap(run_dir: Path) -> float | None:
+    """The AP of a run's last validation (`val_log.csv`; validation always runs after the last epoch, so this is
+    the final weights' AP), or None when the run validated nothing."""
+    import csv
+
+    log = run_dir / "val_log.csv"
+    if not log.is_file():
+        return None
+    with log.open(newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val/AP")]
+    return float(rows[-1]["val/AP"]) if rows else None
+
+
+def best_round(results: list[RoundResult]) -> RoundResult | None:
+    """The round with the highest validation AP (the earliest on a tie); None unless every round validated."""
+    if not results or any(r.val_ap is None for r in results):
+        return None
+    return max(results, key=lambda r: (r.val_ap, -r.round))
 
 
 def pseudo_source(
@@ -132,7 +154,7 @@ def self_training_rounds(
                 shutil.rmtree(run_dir)
             final = train(recipe_for(labels_path), run_dir)
             stale = True
-        result = RoundResult(r, labels_path, final, str(labeller), summary, cached)
+        result = RoundResult(r, labels_path, final, str(labeller), summary, cached, final_val_ap(run_dir))
         results.append(result)
         if report is not None:
             report(result)
@@ -145,6 +167,10 @@ def _write_summary(out: Path, start: str | Path, results: list[RoundResult]) -> 
     from poseadapt.synth.coco_writer import write_json_atomic
 
     rounds = [{"round": r.round, "labels": str(r.labels), "labelled_by": r.labelled_by, "checkpoint": str(r.checkpoint),
-               "cached": r.cached, **({"labelling": r.summary} if r.summary else {})} for r in results]  # fmt: skip
-    doc = {"start": str(start), "final_checkpoint": str(results[-1].checkpoint), "rounds": rounds}
+               "cached": r.cached, **({"labelling": r.summary} if r.summary else {}),
+               **({"val_AP": r.val_ap} if r.val_ap is not None else {})} for r in results]  # fmt: skip
+    doc: dict[str, Any] = {"start": str(start), "final_checkpoint": str(results[-1].checkpoint), "rounds": rounds}
+    best = best_round(results)
+    if best is not None:
+        doc.update(best_round=best.round, best_checkpoint=str(best.checkpoint))
     write_json_atomic(out / "self_training.json", doc)
