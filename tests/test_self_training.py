@@ -259,3 +259,18 @@ def test_the_best_round_is_the_highest_validation_ap_and_the_earliest_of_equals(
     best = best_round(rounds(0.30, 0.30))
     assert best is not None and best.round == 1
     assert best_round(rounds(0.30, None)) is None and best_round([]) is None
+
+
+def test_a_rounds_validation_ap_is_the_row_written_with_its_final_weights(tmp_path: Path) -> None:
+    """A run that `train.max_iters` stopped inside an epoch validated earlier weights only: no AP is claimed."""
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models.factory import create_model
+    from poseadapt.train.self_training import final_val_ap
+
+    save_checkpoint(create_model("vit_tiny"), tmp_path / "final.safetensors", {"training": {"iteration": 8}})
+    log = tmp_path / "val_log.csv"
+    log.write_text("iteration,val/AP\n4,0.25\n")
+    assert final_val_ap(tmp_path) is None
+    log.write_text("iteration,val/AP\n4,0.25\n8,0.5\n")
+    assert final_val_ap(tmp_path) == 0.5
+    assert final_val_ap(tmp_path / "missing") is None

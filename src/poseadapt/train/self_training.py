@@ -39,15 +39,19 @@ class RoundResult:
 
 
 def final_val_ap(run_dir: Path) -> float | None:
-    """The AP of a run's last validation (`val_log.csv`; validation always runs after the last epoch, so this is
-    the final weights' AP), or None when the run validated nothing."""
+    """The validation AP of a run's final weights: its `val_log.csv` row at the iteration `final.safetensors` was
+    written at (validation runs after the last epoch); None when that row is missing (no `data.val`, or a run
+    that `train.max_iters` stopped inside an epoch)."""
     import csv
 
-    log = run_dir / "val_log.csv"
-    if not log.is_file():
+    from poseadapt.interop.checkpoint import read_header
+
+    log, final = run_dir / "val_log.csv", run_dir / "final.safetensors"
+    if not log.is_file() or not final.is_file():
         return None
+    iteration = read_header(final).get("provenance", {}).get("training", {}).get("iteration")
     with log.open(newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("val/AP")]
+        rows = [row for row in csv.DictReader(f) if row.get("val/AP") and row.get("iteration") == str(iteration)]
     return float(rows[-1]["val/AP"]) if rows else None
 
 
