@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/visible_zero_label_variants.py noisy [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py long [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py soft [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py noface [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py noface_chain [--out bench_out/thermal]
 
 Session 19's debiased rounds on 600 colour frames of top-view infants (`thermal_adaptation.py visible`: prior-guided
 pseudo-labels, proportion debiasing, 3 rounds of a fresh copy of the built-in model on the labels plus 600 labelled
@@ -30,6 +32,10 @@ reuses that chain (it is run first if it is not cached in OUT) and the same visi
   `visible_debias_round2` with the flip test, heatmap loss only, constant weight, on the 600 unlabelled frames as
   half of each epoch, with the default rotation; the labelled adults as before), 3 seeds, paired against round 3.
   Session 10 found heatmaps a better target than hard labels when distilling a better teacher into a student.
+- `noface`: round 3 on its labels with the face keypoints (nose, eyes, ears) removed, 3 seeds, paired. Nearly every
+  face label passes the score threshold and few are right (docs/ADAPTATION_RESULTS.md, session 20), so the
+  student learns the face from the labelled adults alone. `noface_chain`: the same for every round's labels (each
+  later round labelled by the face-free model before it), 3 seeds of round 3, paired.
 """
 
 from __future__ import annotations
@@ -179,8 +185,13 @@ def variant_chain(out: Path, name: str, recipe_text: str, *sets: str) -> list[Pa
     return last
 
 
-def variant_table(out: Path, test: Path, adults: Path, name: str, last: list[Path], **extra: Path) -> None:
+def variant_table(out: Path, test: Path, adults: Path, name: str, last: list[Path], *, references: dict[str, Path]
+                  | None = None, shown: dict[str, Path] | None = None) -> None:  # fmt: skip
+    """`name`'s round 3 over its 3 seeds (`last`) against the debiased rounds' (paired) and the foundation model, and
+    its share of `sup600_visible`'s gain and of each of `references`' (more supervised models); `shown`: more
+    models scored beside them."""
     chain, _ = baseline(out)
+    extra = {**(references or {}), **(shown or {})}
     mine = [f"{name}_round3", f"{name}_round3_s1", f"{name}_round3_s2"]
     models = {"foundation": FM, **{k: chain[k] for k in (*DEBIAS_LAST, "sup600_visible")}, **extra}
     models |= dict(zip(mine, last, strict=True))
@@ -189,7 +200,7 @@ def variant_table(out: Path, test: Path, adults: Path, name: str, last: list[Pat
     seed_table(out / f"compare_visible_{name}_vs_debias", models, groups, visible, "debias_last")
     table = seed_table(out / f"compare_visible_{name}_seeds", models, groups, {**visible, "adult": adults},
                        "foundation")  # fmt: skip
-    for reference in ("sup600_visible", *extra):
+    for reference in ("sup600_visible", *(references or {})):
         share_of_gain(table, reference)
 
 
@@ -226,11 +237,57 @@ def soft_round(out: Path, recipe: str) -> list[Path]:
             for i, seed in enumerate(seeds)]  # fmt: skip
 
 
+def without_face(labels: Path, dest: Path) -> Path:
+    """A copy of a pseudo-label file with the face keypoints (nose, eyes, ears) unlabelled."""
+    doc = json.loads(labels.read_text())
+    for ann in doc["annotations"]:
+        keypoints = np.asarray(ann["keypoints"], float).reshape(-1, 3)
+        keypoints[GROUPS["face"]] = 0.0
+        ann["keypoints"], ann["num_keypoints"] = keypoints.ravel().tolist(), int((keypoints[:, 2] > 0).sum())
+    dest.write_text(json.dumps(doc))
+    return dest
+
+
+def noface_round(out: Path) -> list[Path]:
+    """Round 3 (`visible_debias_round3.yaml`) on its labels less the face keypoints; 3 training seeds."""
+    without_face(out / "visible_debias_round3_labels.json", out / "noface_round3_labels.json")
+    recipe = (out / "visible_debias_round3.yaml").read_text()
+    (out / "noface_round3.yaml").write_text(recipe.replace("visible_debias_round3_labels.json",
+                                                           "noface_round3_labels.json"))  # fmt: skip
+    return [train(str(out / "noface_round3.yaml"), out / "runs" / ("noface_round3" + (f"_s{i}" if i else "")),
+                  f"train.seed={i}") for i in range(3)]  # fmt: skip
+
+
+def noface_chain(out: Path) -> tuple[list[Path], dict[str, Path]]:
+    """The debiased rounds with the face keypoints removed from every round's labels (round 1's labels are the
+    chain's own, from the built-in model); 3 training seeds of round 3, and rounds 1 and 2."""
+    frames = out / "data/unlabelled_visible"
+    debias = ("--debias-source", str(out / "data/source_adults/annotations/adult_coco17.json"),
+              "--debias-target", str(out / "data/infant_prior" / ANN_INFANT))  # fmt: skip
+    teacher: Path | None = None
+    for r in (1, 2, 3):
+        labels = out / f"nofacechain_round{r}_labels.json"
+        if not labels.is_file():
+            raw = out / f"visible_debias_round{r}_labels.json" if r == 1 else out / f"nofacechain_raw{r}.json"
+            if r > 1:
+                sh("pseudo-label", "--checkpoint", str(teacher), "--ann", str(frames / ANN_INFANT), "--images",
+                   str(frames / "images"), "--out", str(raw), "--min-score", "0.4", "--decode-prior",
+                   str(infant_prior(out)), *debias)  # fmt: skip
+            without_face(raw, labels)
+        recipe = (out / "visible_debias_round3.yaml").read_text()
+        (out / f"nofacechain_round{r}.yaml").write_text(recipe.replace(str(out / "visible_debias_round3_labels.json"),
+                                                                       str(labels)))  # fmt: skip
+        teacher = train(str(out / f"nofacechain_round{r}.yaml"), out / "runs" / f"nofacechain_round{r}")
+    last = [teacher] + [train(str(out / "nofacechain_round3.yaml"), out / "runs" / f"nofacechain_round3_s{i}",
+                              f"train.seed={i}") for i in (1, 2)]  # fmt: skip
+    return last, {f"nofacechain_round{r}": out / "runs" / f"nofacechain_round{r}/final.safetensors" for r in (1, 2)}
+
+
 def main() -> None:
     from thermal_adaptation import VISIBLE_ROUND_RECIPE
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("anatomy", "fusion", "noisy", "long", "soft"))
+    ap.add_argument("group", choices=("anatomy", "fusion", "noisy", "long", "soft", "noface", "noface_chain"))
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
     out = args.out.resolve()
@@ -246,6 +303,13 @@ def main() -> None:
         head, tail = recipe.split("    - synth:", 1)  # the noise goes on the pseudo-labelled crops only
         variant_table(out, test, tests["adult"], "noisy", variant_chain(out, "noisy", head + NOISE + "    - synth:"
                                                                           + tail))  # fmt: skip
+    elif args.group == "noface_chain":
+        baseline(out)
+        last, earlier = noface_chain(out)
+        variant_table(out, test, tests["adult"], "nofacechain", last, shown=earlier)
+    elif args.group == "noface":
+        baseline(out)  # round 3's labels first
+        variant_table(out, test, tests["adult"], "noface", noface_round(out))
     elif args.group == "soft":
         baseline(out)  # round 2, the teacher, first
         variant_table(out, test, tests["adult"], "soft", soft_round(out, VISIBLE_ROUND_RECIPE))
@@ -253,7 +317,7 @@ def main() -> None:
         last = variant_chain(out, "long", VISIBLE_ROUND_RECIPE, "schedule.epochs=12")
         reference = train(str(out / "sup600.yaml"), out / "runs/sup600_visible_e12", "data.train.synth.look=visible",
                           "schedule.epochs=12")  # fmt: skip
-        variant_table(out, test, tests["adult"], "long", last, sup600_visible_e12=reference)
+        variant_table(out, test, tests["adult"], "long", last, references={"sup600_visible_e12": reference})
 
 
 if __name__ == "__main__":
