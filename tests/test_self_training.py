@@ -212,6 +212,8 @@ def test_a_model_with_two_heads_labels_and_trains_the_head_asked_for(
         train = yaml.safe_load((out / "round1" / "recipe.yaml").read_text())["data"]["train"]
         pseudo = next(s for s in train if s["ann"] == str((out / "round1_labels.json").resolve()))
         assert pseudo["head"] == "mpii16"
+        labelling = json.loads((out / "self_training.json").read_text())["labelling"]
+        assert (labelling["head"], labelling["flip_test"], labelling["min_score"]) == ("mpii16", False, 0.0)
     out = tmp_path / "bad"
     code, _, err = run(["self-train", str(plain), *common, "--out", str(out), "--head", "mpii"], capsys)
     assert code == 2 and "no head 'mpii'" in err and len(err.strip().splitlines()) == 1, err

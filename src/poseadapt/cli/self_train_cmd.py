@@ -135,7 +135,8 @@ def self_train(
     label.check(start)  # the prior and the debias files against the start model's schema, before any work
     report = None if json_out else _print_round
     try:
-        results = self_training_rounds(str(start), rounds, out, label, recipe_for, report=report)
+        results = self_training_rounds(str(start), rounds, out, label, recipe_for, report=report,
+                                       labelling=label.options())  # fmt: skip
     except SelfTrainingStopped as stop:
         sys.stderr.write(f"{stop}\ncontinue with the same command: finished rounds are kept\n")
         sys.exit(130)
@@ -178,6 +179,13 @@ class _Labeller:
     def check(self, start: str | Path) -> None:
         self._reader(start, 1)
 
+    def options(self) -> dict[str, Any]:
+        """How every round labels, for the summary (self_training.json)."""
+        source, target = self.debias
+        return {"min_score": self.min_score, "decode_prior": _text(self.decode_prior), "debias_source": _text(source),
+                "debias_target": _text(target), "invert_first": self.invert_first, "upright_test": self.upright,
+                "head": self.head, "flip_test": self.flip}  # fmt: skip
+
     def __call__(self, checkpoint: str | Path, round_: int) -> tuple[dict[str, Any], dict[str, Any]]:
         from poseadapt.evaluate.pseudo_labels import pseudo_label_file
 
@@ -185,6 +193,10 @@ class _Labeller:
         return pseudo_label_file(model, self.boxes, self.images, min_score=self.min_score, head=self.head,
                                  decoder=decoder, flip_test=self.flip, upright_test=self.upright,
                                  debias=debias)  # fmt: skip
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _print_round(result: Any) -> None:

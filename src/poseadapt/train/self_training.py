@@ -131,10 +131,12 @@ def self_training_rounds(
     *,
     train: Trainer = train_or_resume,
     report: Callable[[RoundResult], None] | None = None,
+    labelling: dict[str, Any] | None = None,
 ) -> list[RoundResult]:
     """Run `rounds` rounds into `out`: OUT/round{r}_labels.json (by `start` in round 1, else round r-1's model) and
     OUT/round{r}/ (the run trained on them). A round whose labels and weights are already there is kept, as long as
-    every round before it was kept too; a round whose training was stopped continues from its `last.pt`."""
+    every round before it was kept too; a round whose training was stopped continues from its `last.pt`.
+    `labelling` (how `label` reads: its options) is recorded in the summary."""
     import shutil
 
     from poseadapt.synth.coco_writer import write_json_atomic
@@ -163,17 +165,21 @@ def self_training_rounds(
         if report is not None:
             report(result)
         labeller = final
-    _write_summary(out, start, results)
+    _write_summary(out, start, results, labelling)
     return results
 
 
-def _write_summary(out: Path, start: str | Path, results: list[RoundResult]) -> None:
+def _write_summary(
+    out: Path, start: str | Path, results: list[RoundResult], labelling: dict[str, Any] | None = None
+) -> None:
     from poseadapt.synth.coco_writer import write_json_atomic
 
     rounds = [{"round": r.round, "labels": str(r.labels), "labelled_by": r.labelled_by, "checkpoint": str(r.checkpoint),
                "cached": r.cached, **({"labelling": r.summary} if r.summary else {}),
                **({"val_AP": r.val_ap} if r.val_ap is not None else {})} for r in results]  # fmt: skip
     doc: dict[str, Any] = {"start": str(start), "final_checkpoint": str(results[-1].checkpoint), "rounds": rounds}
+    if labelling is not None:
+        doc["labelling"] = labelling
     best = best_round(results)
     if best is not None:
         doc.update(best_round=best.round, best_checkpoint=str(best.checkpoint))
