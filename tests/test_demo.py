@@ -122,6 +122,7 @@ def test_quick_unlabelled_scenario_trains_a_mean_teacher_without_infant_labels(t
         assert len(labels) == len(gt) and all(a["keypoints"] != gt[a["id"]] for a in labels)
     r1, r2 = (json.loads((st / f"round{r}_labels.json").read_text())["annotations"] for r in (1, 2))
     assert any(a["keypoints"] != b["keypoints"] for a, b in zip(r1, r2, strict=True))  # round 2: a new labeller
+    assert json.loads((st / "self_training.json").read_text())["labelling"] == {"min_score": 0.4, "flip_test": True}
 
 
 def test_default_demo_adapts_at_its_larger_crops_and_the_small_presets_keep_the_recipes(tmp_path: Path) -> None:

@@ -245,7 +245,9 @@ def self_training_run(
         console.print(f"  round {result.round}: {result.summary['share_kept']:.0%} of the infants' keypoints "
                       "pseudo-labelled")  # fmt: skip
 
-    rounds = self_training_rounds(source, run.rounds, run_dir, label, recipe_for, train=_train, report=report)
+    labelling = {"min_score": 0.4, "flip_test": True}  # as `label` reads: no prior, no debiasing, the first head
+    rounds = self_training_rounds(source, run.rounds, run_dir, label, recipe_for, train=_train, report=report,
+                                  labelling=labelling)  # fmt: skip
     return rounds[-1].checkpoint
 
 
