@@ -145,6 +145,7 @@ def test_bad_options_are_one_line_before_any_work(
         ({}, ["--min-score", "nan"], "--min-score must be a number"),
         ({"--unlabelled": str(empty)}, [], "no person box to label"),
         ({"--images": str(elsewhere)}, [], "0 of 6 images found"),
+        ({}, ["--stop-when-worse"], "--stop-when-worse needs a labelled validation set"),
     ]
     for changes, extra, message in cases:
         given = {**ok, **changes}
@@ -276,3 +277,31 @@ def test_a_rounds_validation_ap_is_the_row_written_with_its_final_weights(tmp_pa
     log.write_text("iteration,val/AP\n4,0.25\n8,0.5\n")
     assert final_val_ap(tmp_path) == 0.5
     assert final_val_ap(tmp_path / "missing") is None
+
+
+def test_stop_when_worse_runs_no_round_after_one_whose_validation_ap_fell(tmp_path: Path) -> None:
+    """The loop itself, with a trainer that writes each round's final weights and validation row (AP 0.3, 0.5, 0.4,
+    0.6): with `stop_when_worse` round 3 is the last (0.4 < 0.5) and round 2 the best; without it all four run."""
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models.factory import create_model
+    from poseadapt.train.self_training import self_training_rounds
+
+    model, aps = create_model("vit_tiny"), {1: 0.3, 2: 0.5, 3: 0.4, 4: 0.6}
+    labelled_by: list[str] = []
+
+    def label(checkpoint: str | Path, round_: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        labelled_by.append(str(checkpoint))
+        return {"images": [], "annotations": [], "categories": []}, {}
+
+    def train(recipe: Any, run_dir: Path) -> Path:
+        run_dir.mkdir(parents=True)
+        (run_dir / "val_log.csv").write_text(f"iteration,val/AP\n10,{aps[int(run_dir.name[5:])]}\n")
+        return save_checkpoint(model, run_dir / "final.safetensors", {"training": {"iteration": 10}})
+
+    for stop, ran, best in ((True, 3, 2), (False, 4, 4)):
+        out = tmp_path / f"stop{stop}"
+        results = self_training_rounds("start", 4, out, label, lambda p: p, train=train, stop_when_worse=stop)
+        summary = json.loads((out / "self_training.json").read_text())
+        assert [r.round for r in results] == list(range(1, ran + 1)) and len(summary["rounds"]) == ran
+        assert summary["best_round"] == best and summary.get("stopped_when_worse", False) == stop
+        assert not (out / f"round{ran + 1}_labels.json").exists()

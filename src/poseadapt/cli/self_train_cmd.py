@@ -81,6 +81,14 @@ def self_train(
         ),
     ] = None,
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Flip test when labelling.")] = True,
+    stop_when_worse: Annotated[
+        bool,
+        typer.Option(
+            "--stop-when-worse",
+            help="Run no more rounds once a round's validation AP falls below an earlier round's (needs data.val in "
+            "the recipe: a few labelled images of the target).",
+        ),
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe key of every round (repeatable)."),
@@ -124,6 +132,8 @@ def self_train(
     checked = recipe_for(unlabelled)  # every key and value checked before any labelling or training
     if head is None:  # the head the recipe's entry of the unlabelled file trains
         head = next(s.head for s in checked.data.train if s.ann is not None and s.ann.resolve() == unlabelled.resolve())
+    if stop_when_worse and not checked.data.val_sources:
+        raise PoseAdaptError("--stop-when-worse needs a labelled validation set in the recipe (data.val)")
     start = checked.model.checkpoint
     if start is None:
         raise PoseAdaptError(
@@ -136,7 +146,7 @@ def self_train(
     report = None if json_out else _print_round
     try:
         results = self_training_rounds(str(start), rounds, out, label, recipe_for, report=report,
-                                       labelling=label.options())  # fmt: skip
+                                       labelling=label.options(), stop_when_worse=stop_when_worse)  # fmt: skip
     except SelfTrainingStopped as stop:
         sys.stderr.write(f"{stop}\ncontinue with the same command: finished rounds are kept\n")
         sys.exit(130)
@@ -145,6 +155,9 @@ def self_train(
 
         print_json(json.loads((out / "self_training.json").read_text()))
         return
+    if len(results) < rounds:
+        sys.stdout.write(f"stopped after round {len(results)} of {rounds}: its validation AP fell below an earlier "
+                         "round's\n")  # fmt: skip
     sys.stdout.write(f"done: {len(results)} rounds; weights in {results[-1].checkpoint}\n")
     best = best_round(results)
     if best is not None:

@@ -132,11 +132,13 @@ def self_training_rounds(
     train: Trainer = train_or_resume,
     report: Callable[[RoundResult], None] | None = None,
     labelling: dict[str, Any] | None = None,
+    stop_when_worse: bool = False,
 ) -> list[RoundResult]:
     """Run `rounds` rounds into `out`: OUT/round{r}_labels.json (by `start` in round 1, else round r-1's model) and
     OUT/round{r}/ (the run trained on them). A round whose labels and weights are already there is kept, as long as
     every round before it was kept too; a round whose training was stopped continues from its `last.pt`.
-    `labelling` (how `label` reads: its options) is recorded in the summary."""
+    `labelling` (how `label` reads: its options) is recorded in the summary. With `stop_when_worse`, no round is run
+    after one whose validation AP is below the best before it (the rounds have started to drift)."""
     import shutil
 
     from poseadapt.synth.coco_writer import write_json_atomic
@@ -165,12 +167,26 @@ def self_training_rounds(
         if report is not None:
             report(result)
         labeller = final
+        if stop_when_worse and r < rounds and _worse_than_before(results):
+            _write_summary(out, start, results, labelling, stopped=True)
+            return results
     _write_summary(out, start, results, labelling)
     return results
 
 
+def _worse_than_before(results: list[RoundResult]) -> bool:
+    """Whether the last round's validation AP is below the best of the rounds before it."""
+    before = [r.val_ap for r in results[:-1] if r.val_ap is not None]
+    last = results[-1].val_ap
+    return last is not None and bool(before) and last < max(before)
+
+
 def _write_summary(
-    out: Path, start: str | Path, results: list[RoundResult], labelling: dict[str, Any] | None = None
+    out: Path,
+    start: str | Path,
+    results: list[RoundResult],
+    labelling: dict[str, Any] | None = None,
+    stopped: bool = False,
 ) -> None:
     from poseadapt.synth.coco_writer import write_json_atomic
 
@@ -180,6 +196,8 @@ def _write_summary(
     doc: dict[str, Any] = {"start": str(start), "final_checkpoint": str(results[-1].checkpoint), "rounds": rounds}
     if labelling is not None:
         doc["labelling"] = labelling
+    if stopped:  # `stop_when_worse`: the last round's validation AP fell below an earlier round's
+        doc["stopped_when_worse"] = True
     best = best_round(results)
     if best is not None:
         doc.update(best_round=best.round, best_checkpoint=str(best.checkpoint))
