@@ -140,8 +140,8 @@ def self_train(
             "self-training adapts a trained model: the recipe needs model.checkpoint (e.g. --set "
             "model.checkpoint=builtin:synthpose-vit-tiny)"
         )
-    label = _Labeller(boxes, images, min_score, decode_prior, (debias_source, debias_target), invert_first, upright)
-    label.head, label.flip = head, flip
+    label = _Labeller(boxes, images, min_score, decode_prior, (debias_source, debias_target), invert_first, upright,
+                      head, flip)  # fmt: skip
     label.check(start)  # the prior and the debias files against the start model's schema, before any work
     report = None if json_out else _print_round
     try:
@@ -176,11 +176,12 @@ class _Labeller:
         debias: tuple[Path | None, Path | None],
         invert_first: bool,
         upright: bool,
+        head: str | None = None,
+        flip: bool = True,
     ) -> None:
         self.boxes, self.images, self.min_score, self.decode_prior = boxes, images, min_score, decode_prior
         self.debias, self.invert_first, self.upright = debias, invert_first, upright
-        self.head: str | None = None  # the labelling head by name (None: the first)
-        self.flip = True
+        self.head, self.flip = head, flip  # the labelling head by name (None: the first); the flip test
 
     def _reader(self, checkpoint: str | Path, round_: int) -> tuple[Any, Any, Any]:
         from poseadapt.cli.inference_cmd import prior_decoder, proportion_debias, reading_model

@@ -149,6 +149,7 @@ def self_training_rounds(
     results: list[RoundResult] = []
     labeller: str | Path = start
     stale = False  # an earlier round was (re)made in this call: later labels and weights are out of date
+    stopped = False
     for r in range(1, rounds + 1):
         labels_path, run_dir = out / f"round{r}_labels.json", out / f"round{r}"
         final = run_dir / "final.safetensors"
@@ -167,10 +168,10 @@ def self_training_rounds(
         if report is not None:
             report(result)
         labeller = final
-        if stop_when_worse and r < rounds and _worse_than_before(results):
-            _write_summary(out, start, results, labelling, stopped=True)
-            return results
-    _write_summary(out, start, results, labelling)
+        stopped = stop_when_worse and r < rounds and _worse_than_before(results)
+        if stopped:
+            break
+    _write_summary(out, start, results, labelling, stopped)
     return results
 
 
