@@ -7,6 +7,8 @@
     .venv/bin/python benchmarks/visible_zero_label_variants.py soft [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py noface [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py noface_chain [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py balance [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py few [--out bench_out/thermal]
 
 Session 19's debiased rounds on 600 colour frames of top-view infants (`thermal_adaptation.py visible`: prior-guided
 pseudo-labels, proportion debiasing, 3 rounds of a fresh copy of the built-in model on the labels plus 600 labelled
@@ -36,6 +38,12 @@ reuses that chain (it is run first if it is not cached in OUT) and the same visi
   face label passes the score threshold and few are right (docs/ADAPTATION_RESULTS.md, session 20), so the
   student learns the face from the labelled adults alone. `noface_chain`: the same for every round's labels (each
   later round labelled by the face-free model before it), 3 seeds of round 3, paired.
+- `balance`: round 3 on its labels with the people whose labelled arms are extended repeated (up to 4 times), so
+  the labels' forearm / upper-arm ratios come nearer the prior poses' (class-balanced self-training, Zou et al.
+  2018, with arm extension as the class): the threshold keeps mostly folded arms. 3 seeds, paired.
+- `few`: 50 labelled infants. Plain fine-tuning on them (3 seeds), and `self-train` from that model on the 600
+  unlabelled frames, every round also training on the 50 (3 seeds of round 3): what a user gains from labelling
+  a few frames when zero labels fall short.
 """
 
 from __future__ import annotations
@@ -186,18 +194,23 @@ def variant_chain(out: Path, name: str, recipe_text: str, *sets: str) -> list[Pa
 
 
 def variant_table(out: Path, test: Path, adults: Path, name: str, last: list[Path], *, references: dict[str, Path]
-                  | None = None, shown: dict[str, Path] | None = None) -> None:  # fmt: skip
+                  | None = None, shown: dict[str, Path] | None = None,
+                  shown_group: str | None = None) -> None:  # fmt: skip
     """`name`'s round 3 over its 3 seeds (`last`) against the debiased rounds' (paired) and the foundation model, and
     its share of `sup600_visible`'s gain and of each of `references`' (more supervised models); `shown`: more
-    models scored beside them."""
+    models scored beside them, as one more seed group named `shown_group` if given (then also paired against it)."""
     chain, _ = baseline(out)
     extra = {**(references or {}), **(shown or {})}
     mine = [f"{name}_round3", f"{name}_round3_s1", f"{name}_round3_s2"]
     models = {"foundation": FM, **{k: chain[k] for k in (*DEBIAS_LAST, "sup600_visible")}, **extra}
     models |= dict(zip(mine, last, strict=True))
     groups = {f"{name}_last": mine, "debias_last": DEBIAS_LAST}
+    if shown_group:
+        groups[shown_group] = list(shown or {})
     visible = {"as_filmed": test}
     seed_table(out / f"compare_visible_{name}_vs_debias", models, groups, visible, "debias_last")
+    if shown_group:
+        seed_table(out / f"compare_visible_{name}_vs_{shown_group}", models, groups, visible, shown_group)
     table = seed_table(out / f"compare_visible_{name}_seeds", models, groups, {**visible, "adult": adults},
                        "foundation")  # fmt: skip
     for reference in ("sup600_visible", *(references or {})):
@@ -283,11 +296,117 @@ def noface_chain(out: Path) -> tuple[list[Path], dict[str, Path]]:
     return last, {f"nofacechain_round{r}": out / "runs" / f"nofacechain_round{r}/final.safetensors" for r in (1, 2)}
 
 
+ARMS = ((5, 7, 9), (6, 8, 10))  # shoulder, elbow, wrist
+RATIO_BINS = np.array([0, 0.25, 0.5, 0.75, 1.0, 1.25, np.inf])
+
+
+def forearm_ratios(keypoints: list[float]) -> list[float]:
+    """Forearm / upper-arm length of each arm whose shoulder, elbow and wrist are all labelled."""
+    kp = np.asarray(keypoints, float).reshape(-1, 3)
+    ratios = []
+    for s, e, w in ARMS:
+        upper = np.linalg.norm(kp[e, :2] - kp[s, :2])
+        if kp[[s, e, w], 2].min() > 0 and upper > 1e-6:
+            ratios.append(float(np.linalg.norm(kp[w, :2] - kp[e, :2]) / upper))
+    return ratios
+
+
+def balanced_labels(labels: Path, prior_poses: Path, dest: Path, cap: float = 4.0) -> Path:
+    """A copy of a pseudo-label file whose people with extended arms are repeated, so that the labelled arms'
+    forearm / upper-arm ratios come nearer the prior poses' (class-balanced self-training's idea, on poses): each
+    person is repeated by the mean over its labelled arms of min(cap, max(1, prior share / label share)) of its
+    ratio's bin, the fraction drawn at random (seed 0); people are only ever added, never dropped."""
+    doc, prior = json.loads(labels.read_text()), json.loads(prior_poses.read_text())
+    mine = [r for a in doc["annotations"] for r in forearm_ratios(a["keypoints"])]
+    theirs = [r for a in prior["annotations"] for r in forearm_ratios(a["keypoints"])]
+    share = [np.histogram(r, RATIO_BINS)[0] / max(len(r), 1) for r in (mine, theirs)]
+    weight = np.clip(share[1] / np.maximum(share[0], 1e-9), 1.0, cap)
+    rng, next_id, people = np.random.default_rng(0), max(a["id"] for a in doc["annotations"]) + 1, []
+    for ann in doc["annotations"]:
+        ratios = forearm_ratios(ann["keypoints"])
+        w = float(np.mean([weight[np.searchsorted(RATIO_BINS, r, side="right") - 1] for r in ratios])) if ratios else 1
+        copies = int(np.floor(w)) + int(rng.random() < w - np.floor(w))
+        for c in range(copies):
+            people.append({**ann, "id": next_id + c - 1} if c else ann)
+        next_id += copies - 1
+    print(
+        f"balanced labels: {len(doc['annotations'])} -> {len(people)} people; arm-ratio bin weights "
+        f"{np.round(weight, 2).tolist()}"
+    )
+    doc["annotations"] = people
+    dest.write_text(json.dumps(doc))
+    return dest
+
+
+def balance_round(out: Path) -> list[Path]:
+    """Round 3 (`visible_debias_round3.yaml`) on its labels balanced towards the prior's arm extension; 3 seeds."""
+    balanced_labels(out / "visible_debias_round3_labels.json", out / "data/infant_prior" / ANN_INFANT,
+                    out / "balance_round3_labels.json")  # fmt: skip
+    recipe = (out / "visible_debias_round3.yaml").read_text()
+    (out / "balance_round3.yaml").write_text(recipe.replace("visible_debias_round3_labels.json",
+                                                            "balance_round3_labels.json"))  # fmt: skip
+    return [train(str(out / "balance_round3.yaml"), out / "runs" / ("balance_round3" + (f"_s{i}" if i else "")),
+                  f"train.seed={i}") for i in range(3)]  # fmt: skip
+
+
+LABELLED50 = """\
+    - synth: {population: infant, view: top, n: 50, size: 256, seed: 0, look: visible}
+      ratio: 0.2
+      augment:
+        - {type: RandomFlip, prob: 0.5}
+        - {type: RandomBBoxTransform, rotate_sigma: 90, rotate_limit: 180, rotate_prob: 0.6}
+        - {type: PhotometricDistortion, prob: 0.5}
+"""
+
+
+def few_labels(out: Path, recipe: str, adults: bool = True) -> tuple[str, list[Path], dict[str, Path]]:
+    """50 labelled infants (the first 50 of the unlabelled frames' people, WITH labels): plain fine-tuning on them
+    (`sup600.yaml` at n 50, 3 seeds), then `self-train` from its seed-0 model on the 600 unlabelled frames, every
+    round training on the labels (ratio 0.4), the 50 labelled infants (0.2) and the labelled adults (0.4), or
+    without `adults` on the labels (0.6) and the 50 (0.4), 1200 crops an epoch as the fine-tuning; the chain's
+    name, 3 seeds of its round 3, and the 3 fine-tuned models."""
+    baseline(out)
+    runs = out / "runs"
+    finetuned = {(f"ft50_visible_s{s}" if s else "ft50_visible"): train(
+        str(out / "sup600.yaml"), runs / (f"ft50_visible_s{s}" if s else "ft50_visible"),
+        "data.train.synth.look=visible", "data.train.synth.n=50", f"train.seed={s}") for s in range(3)}  # fmt: skip
+    labels_entry = "      images: FRAMES\n"
+    text = recipe.replace(labels_entry, labels_entry + f"      ratio: {0.4 if adults else 0.6}\n", 1)
+    head, rest = text.split("    - synth: {population: adult", 1)
+    if adults:
+        rest = "    - synth: {population: adult" + rest.replace(
+            "\n      augment:", "\n      ratio: 0.4\n      augment:", 1
+        )
+        labelled = LABELLED50
+    else:
+        rest = rest[rest.index("  val: null") :].replace(
+            "progress: false}", "progress: false, samples_per_epoch: 1200}"
+        )
+        labelled = LABELLED50.replace("ratio: 0.2", "ratio: 0.4")
+    name = "few50" if adults else "few50noadults"
+    last = variant_chain(out, name, head + labelled + rest, f"model.checkpoint={finetuned['ft50_visible']}")
+    return name, last, finetuned
+
+
 def main() -> None:
     from thermal_adaptation import VISIBLE_ROUND_RECIPE
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("group", choices=("anatomy", "fusion", "noisy", "long", "soft", "noface", "noface_chain"))
+    ap.add_argument(
+        "group",
+        choices=(
+            "anatomy",
+            "fusion",
+            "noisy",
+            "long",
+            "soft",
+            "noface",
+            "noface_chain",
+            "balance",
+            "few",
+            "few_noadults",
+        ),
+    )
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
     out = args.out.resolve()
@@ -307,6 +426,12 @@ def main() -> None:
         baseline(out)
         last, earlier = noface_chain(out)
         variant_table(out, test, tests["adult"], "nofacechain", last, shown=earlier)
+    elif args.group == "balance":
+        baseline(out)  # round 3's labels first
+        variant_table(out, test, tests["adult"], "balance", balance_round(out))
+    elif args.group in ("few", "few_noadults"):
+        name, last, finetuned = few_labels(out, VISIBLE_ROUND_RECIPE, adults=args.group == "few")
+        variant_table(out, test, tests["adult"], name, last, shown=finetuned, shown_group="ft50")
     elif args.group == "noface":
         baseline(out)  # round 3's labels first
         variant_table(out, test, tests["adult"], "noface", noface_round(out))

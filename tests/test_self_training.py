@@ -225,7 +225,8 @@ def test_with_a_validation_set_each_round_records_its_final_weights_ap_and_names
     setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With `data.val`, each round's recorded validation AP is what `poseadapt eval` gives its final weights on that
-    set, and the best round is the one with the highest; without it, neither is recorded (the first test)."""
+    set, the start model's (round 0) what it gives the start checkpoint, and the best round is the one with the
+    highest, the start model among them; without it, none is recorded (the first test)."""
     labelled = next((setup["images"].parent / "annotations").glob("*.json"))  # the boxes' own images, with labels
     recipe = tmp_path / "val.yaml"
     val = {"ann": str(labelled), "images": str(setup["images"])}
@@ -245,10 +246,19 @@ def test_with_a_validation_set_each_round_records_its_final_weights_ap_and_names
         ap.append(json.loads(scored)["AP"])
         assert summary["rounds"][r - 1]["val_AP"] == pytest.approx(ap[-1], abs=1e-9)
         assert f"round {r}: " in text and f"validation AP {ap[-1]:.4f}" in text
-    best = 1 + int(np.argmax(ap))  # the first of equal APs, as best_round breaks ties
-    assert summary["best_round"] == best
-    assert summary["best_checkpoint"] == str(out / f"round{best}" / "final.safetensors")
-    assert f"best round by validation AP: {best} " in text
+    code, scored, err = run(["eval", "--checkpoint", START, "--ann", str(labelled), "--images", str(setup["images"]),
+                             "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    start_ap = json.loads(scored)["AP"]  # round 0: each round validated its fresh copy before the first step
+    assert summary["start_val_AP"] == pytest.approx(start_ap, abs=1e-9) and start_ap > 0
+    assert f"start model's validation AP: {start_ap:.4f}" in text
+    best = int(np.argmax([start_ap, *ap]))  # the first of equal APs, as best_round breaks ties
+    assert summary["best_round"] == best and summary["best_val_AP"] == pytest.approx(max(start_ap, *ap), abs=1e-9)
+    if best:
+        assert summary["best_checkpoint"] == str(out / f"round{best}" / "final.safetensors")
+        assert f"best round by validation AP: {best} " in text
+    else:
+        assert summary["best_checkpoint"] == START and "no round beat the start model" in text
 
 
 def test_the_best_round_is_the_highest_validation_ap_and_the_earliest_of_equals() -> None:
@@ -305,3 +315,35 @@ def test_stop_when_worse_runs_no_round_after_one_whose_validation_ap_fell(tmp_pa
         assert [r.round for r in results] == list(range(1, ran + 1)) and len(summary["rounds"]) == ran
         assert summary["best_round"] == best and summary.get("stopped_when_worse", False) == stop
         assert not (out / f"round{ran + 1}_labels.json").exists()
+
+
+def test_the_start_model_takes_part_as_round_0_when_round_1_validated_it(tmp_path: Path) -> None:
+    """Rounds measured against the model they start from (its AP at round 1's iteration 0): with the start at 0.45
+    and rounds at 0.3, 0.5, 0.4, 0.6, `stop_when_worse` stops after round 1 and names the start model; without it
+    all four run and round 4 is the best; with the start at 0.7 no round beats it."""
+    from poseadapt.interop.checkpoint import save_checkpoint
+    from poseadapt.models.factory import create_model
+    from poseadapt.train.self_training import self_training_rounds
+
+    model, aps = create_model("vit_tiny"), {1: 0.3, 2: 0.5, 3: 0.4, 4: 0.6}
+
+    def label(checkpoint: str | Path, round_: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"images": [], "annotations": [], "categories": []}, {}
+
+    for start_ap, stop, ran, best in ((0.45, True, 1, 0), (0.45, False, 4, 4), (0.7, False, 4, 0)):
+
+        def train(recipe: Any, run_dir: Path, start_ap: float = start_ap) -> Path:
+            run_dir.mkdir(parents=True)
+            ap = aps[int(run_dir.name[5:])]
+            (run_dir / "val_log.csv").write_text(f"iteration,val/AP\n0,{start_ap}\n10,{ap}\n")
+            return save_checkpoint(model, run_dir / "final.safetensors", {"training": {"iteration": 10}})
+
+        out = tmp_path / f"start{start_ap}_{stop}"
+        results = self_training_rounds("builtin:start", 4, out, label, lambda p: p, train=train, stop_when_worse=stop)
+        summary = json.loads((out / "self_training.json").read_text())
+        assert [r.round for r in results] == list(range(1, ran + 1))
+        assert summary["start_val_AP"] == start_ap and summary["best_round"] == best
+        assert summary["best_checkpoint"] == (
+            "builtin:start" if best == 0 else str(out / f"round{best}/final.safetensors")
+        )
+        assert summary.get("stopped_when_worse", False) == (ran < 4)

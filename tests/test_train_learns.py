@@ -71,3 +71,36 @@ def test_short_recipe_loss_falls_and_ap_rises(tmp_path: Path, capsys: pytest.Cap
     assert final.provenance["training"]["iteration"] == 48
     assert evaluate_ap(final, val, flip_test=False)["AP"] == pytest.approx(ap_after, abs=1e-9)
     assert (out / "best.safetensors").is_file() and (out / "last.pt").is_file()
+
+
+def test_val_at_start_logs_the_start_weights_ap_at_iteration_0_and_leaves_training_alone(
+    tmp_path: Path, tiny_recipe: dict, cli_train
+) -> None:
+    """`train.val_at_start`: one more validation row, at iteration 0, whose AP is the start weights' own (scored
+    apart); the trained weights are bit-identical to the same run without it (validation draws no random number
+    training uses)."""
+    from safetensors.torch import load_file
+
+    tiny_recipe["model"] = {"name": "vit_synth", "input_size": [96, 128], "schema": "coco17", "head": "light",
+                            "checkpoint": "builtin:synthpose-vit-tiny"}  # fmt: skip
+    tiny_recipe["data"]["val"] = {"synth": {"population": "adult", "n": 6, "size": 128, "seed": 5}}
+    tiny_recipe["train"].update(val_interval=1, flip_test=False, amp=False)
+    tiny_recipe["schedule"]["epochs"] = 2
+    recipe = recipe_from_dict(tiny_recipe)
+    model = build_model(recipe)  # the seeded initial weights the run starts from
+    val = build_dataset(recipe.data.val, "data.val", model, 0, recipe.data.padding, False, 0)
+    start_ap = evaluate_ap(model, val, flip_test=False)["AP"]
+    assert start_ap > 0.2  # the built-in model reads these adults: a row of zeros would not tell the weights apart
+
+    plain, at_start = tmp_path / "plain", tmp_path / "at_start"
+    cli_train(tiny_recipe, plain)
+    cli_train(tiny_recipe, at_start, "train.val_at_start=true")
+    rows = [list(csv.DictReader((run / "val_log.csv").open())) for run in (plain, at_start)]
+    assert [int(r["iteration"]) for r in rows[0]] == [2, 4]
+    assert [int(r["iteration"]) for r in rows[1]] == [0, 2, 4]
+    assert float(rows[1][0]["val/AP"]) == pytest.approx(start_ap, abs=1e-9)
+    assert [r["val/AP"] for r in rows[1][1:]] == [r["val/AP"] for r in rows[0]]
+    assert float(rows[0][-1]["val/AP"]) != pytest.approx(start_ap, abs=1e-6)  # the rows after it saw trained weights
+    weights = [load_file(run / "final.safetensors") for run in (plain, at_start)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(bool((weights[0][k] == weights[1][k]).all()) for k in weights[0])

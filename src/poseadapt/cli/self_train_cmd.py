@@ -85,8 +85,8 @@ def self_train(
         bool,
         typer.Option(
             "--stop-when-worse",
-            help="Run no more rounds once a round's validation AP falls below an earlier round's (needs data.val in "
-            "the recipe: a few labelled images of the target).",
+            help="Run no more rounds once a round's validation AP falls below an earlier round's or the start "
+            "model's (needs data.val in the recipe: a few labelled images of the target).",
         ),
     ] = False,
     overrides: Annotated[
@@ -105,6 +105,7 @@ def self_train(
         best_round,
         pseudo_source,
         self_training_rounds,
+        start_result,
         with_pseudo_labels,
     )
 
@@ -127,6 +128,8 @@ def self_train(
         parsed = recipe_from_dict(apply_overrides(data, overrides or []), f"{source}, round on {labels.name}")
         if json_out:
             parsed.train.progress = False
+        if parsed.data.val_sources:  # the start model's AP too (iteration 0), for the rounds to be measured against
+            parsed.train.val_at_start = True
         return parsed
 
     checked = recipe_for(unlabelled)  # every key and value checked before any labelling or training
@@ -157,10 +160,15 @@ def self_train(
         return
     if len(results) < rounds:
         sys.stdout.write(f"stopped after round {len(results)} of {rounds}: its validation AP fell below an earlier "
-                         "round's\n")  # fmt: skip
+                         "round's or the start model's\n")  # fmt: skip
     sys.stdout.write(f"done: {len(results)} rounds; weights in {results[-1].checkpoint}\n")
-    best = best_round(results)
-    if best is not None:
+    zero = start_result(str(start), results)
+    best = best_round(results, zero)
+    if zero is not None:
+        sys.stdout.write(f"start model's validation AP: {zero.val_ap:.4f}\n")
+    if best is not None and best.round == 0:
+        sys.stdout.write(f"no round beat the start model on validation: keep {best.checkpoint}\n")
+    elif best is not None:
         sys.stdout.write(f"best round by validation AP: {best.round} ({best.val_ap:.4f}), {best.checkpoint}\n")
 
 

@@ -470,7 +470,7 @@ def build_trainer(
     if recipe.train.ema:
         all_hooks.append(EMAHook(recipe.train.ema, recipe.train.ema_warmup))
     sets: list[tuple[str, Any, int]] = []
-    if recipe.data.val_sources and recipe.train.val_interval:
+    if recipe.data.val_sources and (recipe.train.val_interval or recipe.train.val_at_start):
         for i, src in enumerate(recipe.data.val_sources):
             key = _val_key(recipe, i)
             head = head_for(src, key, model)
@@ -485,6 +485,7 @@ def build_trainer(
                 interval=t.val_interval,
                 batch_size=t.val_batch_size,
                 flip_test=t.flip_test,
+                at_start=t.val_at_start,
             )
         )
     log = LogHook(recipe.train.log_interval)

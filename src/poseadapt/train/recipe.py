@@ -214,6 +214,9 @@ class TrainSection(Section):
     ema_warmup: int = Field(2000, ge=0)
     seed: int = Field(0, ge=0)
     val_interval: int = Field(1, ge=0, description="epochs between validations; 0: never")
+    val_at_start: bool = Field(
+        False, description="also validate the weights before the first step (iteration 0): the start model's AP"
+    )
     val_batch_size: int = Field(32, ge=1)
     flip_test: bool = True
     device: str = "auto"

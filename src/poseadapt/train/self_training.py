@@ -7,7 +7,9 @@ round cannot chase its own errors. Every round trains from the start checkpoint,
 model's errors reach the next round only through its labels (continuing from the round before measured level on
 visible infants). Labels and weights of each round are kept under the output folder, so an interrupted or
 repeated run continues where it stopped. With a labelled validation set in the recipe (`data.val`), each round's
-final validation AP is recorded and the best round named: rounds gain for two or three rounds, then drift.
+final validation AP is recorded and the best round named: rounds gain for two or three rounds, then drift. The
+start model's own AP (round 0) takes part: self-training from a model fine-tuned on a few labels measured below
+that model (docs/ADAPTATION_RESULTS.md, session 21), so the rounds must be seen to beat their start.
 """
 
 from __future__ import annotations
@@ -55,11 +57,34 @@ def final_val_ap(run_dir: Path) -> float | None:
     return float(rows[-1]["val/AP"]) if rows else None
 
 
-def best_round(results: list[RoundResult]) -> RoundResult | None:
-    """The round with the highest validation AP (the earliest on a tie); None unless every round validated."""
+def start_val_ap(run_dir: Path) -> float | None:
+    """The validation AP of the weights a run started from: its `val_log.csv` row at iteration 0 (written with
+    `train.val_at_start`); None without one."""
+    import csv
+
+    log = run_dir / "val_log.csv"
+    if not log.is_file():
+        return None
+    with log.open(newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val/AP") and row.get("iteration") == "0"]
+    return float(rows[0]["val/AP"]) if rows else None
+
+
+def best_round(results: list[RoundResult], start: RoundResult | None = None) -> RoundResult | None:
+    """The round with the highest validation AP (the earliest on a tie); None unless every round validated.
+    `start` (round 0: the start model, its AP before any training) takes part when it validated, so a run whose
+    rounds never beat the model they started from names that model."""
     if not results or any(r.val_ap is None for r in results):
         return None
-    return max(results, key=lambda r: (r.val_ap, -r.round))
+    candidates = [start, *results] if start is not None and start.val_ap is not None else results
+    return max(candidates, key=lambda r: (r.val_ap, -r.round))
+
+
+def start_result(start: str | Path, results: list[RoundResult]) -> RoundResult | None:
+    """Round 0, the start model, with its validation AP as round 1's run measured it before its first step (every
+    round trains a fresh copy of the start model); None when round 1 did not validate at its start."""
+    ap = start_val_ap(results[0].checkpoint.parent) if results else None
+    return None if ap is None else RoundResult(0, Path(), Path(str(start)), "", val_ap=ap)
 
 
 def pseudo_source(
@@ -168,16 +193,18 @@ def self_training_rounds(
         if report is not None:
             report(result)
         labeller = final
-        stopped = stop_when_worse and r < rounds and _worse_than_before(results)
+        stopped = stop_when_worse and r < rounds and _worse_than_before(results, start_result(start, results))
         if stopped:
             break
     _write_summary(out, start, results, labelling, stopped)
     return results
 
 
-def _worse_than_before(results: list[RoundResult]) -> bool:
-    """Whether the last round's validation AP is below the best of the rounds before it."""
-    before = [r.val_ap for r in results[:-1] if r.val_ap is not None]
+def _worse_than_before(results: list[RoundResult], start: RoundResult | None = None) -> bool:
+    """Whether the last round's validation AP is below the best of the rounds before it (the start model, round 0,
+    among them when it validated)."""
+    earlier = ([start] if start is not None else []) + results[:-1]
+    before = [r.val_ap for r in earlier if r.val_ap is not None]
     last = results[-1].val_ap
     return last is not None and bool(before) and last < max(before)
 
@@ -199,7 +226,10 @@ def _write_summary(
         doc["labelling"] = labelling
     if stopped:  # `stop_when_worse`: the last round's validation AP fell below an earlier round's
         doc["stopped_when_worse"] = True
-    best = best_round(results)
-    if best is not None:
-        doc.update(best_round=best.round, best_checkpoint=str(best.checkpoint))
+    zero = start_result(start, results)
+    if zero is not None:
+        doc["start_val_AP"] = zero.val_ap
+    best = best_round(results, zero)
+    if best is not None:  # round 0: no round beat the start model
+        doc.update(best_round=best.round, best_checkpoint=str(best.checkpoint), best_val_AP=best.val_ap)
     write_json_atomic(out / "self_training.json", doc)

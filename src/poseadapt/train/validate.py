@@ -83,8 +83,10 @@ class ValidationHook(Hook):
         interval: int = 1,
         batch_size: int = 32,
         flip_test: bool = True,
+        at_start: bool = False,
     ) -> None:
         self.sets = list(dataset) if isinstance(dataset, list) else None
+        self.at_start = at_start  # also before the first step: the start weights' AP, logged at iteration 0
         self.dataset = self.sets[0][1] if self.sets else dataset
         self.head = head
         self.interval = int(interval)
@@ -119,9 +121,17 @@ class ValidationHook(Hook):
             out[key] = float(np.mean([stats[key] for stats in per_set.values()]))
         return out
 
+    def on_train_start(self, trainer: Trainer) -> None:
+        if self.at_start and trainer.iteration == 0:  # not again when a run resumes
+            self.validate(trainer)
+
     def on_epoch_end(self, trainer: Trainer) -> None:
         if self.interval <= 0 or trainer.epoch % self.interval and trainer.epoch != trainer.max_epochs:
             return
+        self.validate(trainer)
+
+    def validate(self, trainer: Trainer) -> None:
+        """Score the current weights (rank 0), log them at the current iteration, keep them if they are the best."""
         if trainer.dist.is_main:
             metrics = self.evaluate(trainer)
             self.history.append((trainer.epoch, metrics["AP"]))
