@@ -54,7 +54,11 @@ def test_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert (tmp_path / "report" / "report.html").is_file()
     assert (tmp_path / "runs" / "clinic" / "final.safetensors").is_file()
     assert json.loads((tmp_path / "predictions" / "results.json").read_text())
-    rounds = json.loads((tmp_path / "runs" / "clinic-self" / "self_training.json").read_text())["rounds"]
+    self_training = json.loads((tmp_path / "runs" / "clinic-self" / "self_training.json").read_text())
+    rounds = self_training["rounds"]
     assert [r["labelled_by"] for r in rounds] == ["runs/clinic/final.safetensors",
                                                   "runs/clinic-self/round1/final.safetensors"]  # fmt: skip
+    # the validation split scores the start model (round 0) and each round; the best of them is named
+    aps = [self_training["start_val_AP"], *(r["val_AP"] for r in rounds)]
+    assert self_training["best_round"] == aps.index(max(aps)) and self_training["best_val_AP"] == max(aps)
     assert (tmp_path / "report_self" / "summary.json").is_file()
