@@ -74,7 +74,7 @@ def test_short_recipe_loss_falls_and_ap_rises(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_val_at_start_logs_the_start_weights_ap_at_iteration_0_and_leaves_training_alone(
-    tmp_path: Path, tiny_recipe: dict, cli_train
+    tmp_path: Path, tiny_recipe: dict, cli_train, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`train.val_at_start`: one more validation row, at iteration 0, whose AP is the start weights' own (scored
     apart); the trained weights are bit-identical to the same run without it (validation draws no random number
@@ -94,7 +94,13 @@ def test_val_at_start_logs_the_start_weights_ap_at_iteration_0_and_leaves_traini
 
     plain, at_start = tmp_path / "plain", tmp_path / "at_start"
     cli_train(tiny_recipe, plain)
-    cli_train(tiny_recipe, at_start, "train.val_at_start=true")
+    path = tmp_path / "at_start.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe))
+    with pytest.raises(SystemExit) as exc:  # not --json: the progress lines name the start's validation
+        main(["train", str(path), "--out", str(at_start), "--set", "train.val_at_start=true", "--set",
+              "train.progress=true"])  # fmt: skip
+    assert exc.value.code == 0
+    assert f"validation before training (the start weights): AP {start_ap:.4f}" in capsys.readouterr().out
     rows = [list(csv.DictReader((run / "val_log.csv").open())) for run in (plain, at_start)]
     assert [int(r["iteration"]) for r in rows[0]] == [2, 4]
     assert [int(r["iteration"]) for r in rows[1]] == [0, 2, 4]

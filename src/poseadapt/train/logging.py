@@ -280,7 +280,9 @@ class ProgressHook(Hook):
             self.plain = not sys.stdout.isatty()
         self._t_start = self._t_line = time.perf_counter()
         self._i_start = trainer.iteration
-        self._seen_val = len(self._history(trainer))
+        history = self._history(trainer)
+        self._seen_val = 0 if trainer.iteration == 0 else len(history)  # a resumed run printed its own before
+        self._print_validations(history)
         if self.plain:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -340,10 +342,14 @@ class ProgressHook(Hook):
     def on_epoch_end(self, trainer: Trainer) -> None:
         if not trainer.dist.is_main:
             return
-        history = self._history(trainer)
+        self._print_validations(self._history(trainer))
+
+    def _print_validations(self, history: list[tuple[int, float]]) -> None:
+        """A line for each validation not yet printed; epoch 0 is the start weights' (`train.val_at_start`)."""
         for epoch, ap in history[self._seen_val :]:
             best_epoch, best = max(((e, a) for e, a in history if e <= epoch), key=lambda x: x[1])
-            self._write(f"validation after epoch {epoch}: AP {ap:.4f} (best {best:.4f}, epoch {best_epoch})")
+            when = f"after epoch {epoch}" if epoch else "before training (the start weights)"
+            self._write(f"validation {when}: AP {ap:.4f} (best {best:.4f}, epoch {best_epoch})")
         self._seen_val = len(history)
 
     def on_train_end(self, trainer: Trainer) -> None:
