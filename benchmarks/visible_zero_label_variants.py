@@ -9,6 +9,8 @@
     .venv/bin/python benchmarks/visible_zero_label_variants.py noface_chain [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py balance [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py few [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py few_noadults [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py select [--out bench_out/thermal]
 
 Session 19's debiased rounds on 600 colour frames of top-view infants (`thermal_adaptation.py visible`: prior-guided
 pseudo-labels, proportion debiasing, 3 rounds of a fresh copy of the built-in model on the labels plus 600 labelled
@@ -43,7 +45,9 @@ reuses that chain (it is run first if it is not cached in OUT) and the same visi
   2018, with arm extension as the class): the threshold keeps mostly folded arms. 3 seeds, paired.
 - `few`: 50 labelled infants. Plain fine-tuning on them (3 seeds), and `self-train` from that model on the 600
   unlabelled frames, every round also training on the 50 (3 seeds of round 3): what a user gains from labelling
-  a few frames when zero labels fall short.
+  a few frames when zero labels fall short. `few_noadults`: the same rounds without the labelled adults.
+- `select`: which 50 frames to label: the first 50 (random order), a k-center cover of the built-in model's poses,
+  or the 50 it is least sure of; `ft50`'s recipe on each, 3 seeds, paired against the first 50.
 """
 
 from __future__ import annotations
@@ -359,7 +363,9 @@ LABELLED50 = """\
 """
 
 
-def few_labels(out: Path, recipe: str, adults: bool = True) -> tuple[str, list[Path], dict[str, Path]]:
+def few_labels(
+    out: Path, recipe: str, adults: bool = True, fine_tune_only: bool = False
+) -> tuple[str, list[Path], dict[str, Path]]:
     """50 labelled infants (the first 50 of the unlabelled frames' people, WITH labels): plain fine-tuning on them
     (`sup600.yaml` at n 50, 3 seeds), then `self-train` from its seed-0 model on the 600 unlabelled frames, every
     round training on the labels (ratio 0.4), the 50 labelled infants (0.2) and the labelled adults (0.4), or
@@ -370,6 +376,8 @@ def few_labels(out: Path, recipe: str, adults: bool = True) -> tuple[str, list[P
     finetuned = {(f"ft50_visible_s{s}" if s else "ft50_visible"): train(
         str(out / "sup600.yaml"), runs / (f"ft50_visible_s{s}" if s else "ft50_visible"),
         "data.train.synth.look=visible", "data.train.synth.n=50", f"train.seed={s}") for s in range(3)}  # fmt: skip
+    if fine_tune_only:
+        return "ft50", [], finetuned
     labels_entry = "      images: FRAMES\n"
     text = recipe.replace(labels_entry, labels_entry + f"      ratio: {0.4 if adults else 0.6}\n", 1)
     head, rest = text.split("    - synth: {population: adult", 1)
@@ -388,25 +396,68 @@ def few_labels(out: Path, recipe: str, adults: bool = True) -> tuple[str, list[P
     return name, last, finetuned
 
 
+def chosen_frames(out: Path) -> dict[str, Path]:
+    """Which 50 of the 600 unlabelled frames to label: the first 50 (the frames are in random order), a k-center
+    greedy cover (Sener and Savarese, 2018) of the built-in model's poses (centred, scaled to unit RMS radius; the
+    first centre the pose farthest from the mean), and the 50 the built-in model is least sure of (lowest mean
+    keypoint score). Each is written as a COCO file of those people WITH their labels (the user labels them)."""
+    frames = out / "data/unlabelled_visible"
+    truth = json.loads((frames / ANN_INFANT).read_text())
+    pred_file = out / "predictions_selection/foundation_unlabelled.json"
+    if not pred_file.is_file():  # `eval` scores the hidden labels too; only its predictions are read
+        pred_file.parent.mkdir(parents=True, exist_ok=True)
+        sh("eval", "--checkpoint", FM, "--ann", str(frames / ANN_INFANT), "--images", str(frames / "images"),
+           "--out", str(pred_file), "--json")  # fmt: skip
+    pred = {p["image_id"]: np.asarray(p["keypoints"], float).reshape(-1, 3) for p in json.loads(pred_file.read_text())}
+    ids = [a["image_id"] for a in truth["annotations"]]
+    poses = np.stack([pred[i] for i in ids])
+    xy = poses[..., :2] - poses[..., :2].mean(1, keepdims=True)
+    xy /= np.sqrt((xy**2).sum(-1).mean(-1))[:, None, None]
+    features = xy.reshape(len(ids), -1)
+    cover = [int(np.argmax(np.linalg.norm(features - features.mean(0), axis=1)))]
+    dist = np.linalg.norm(features - features[cover[0]], axis=1)
+    while len(cover) < 50:
+        cover.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, np.linalg.norm(features - features[cover[-1]], axis=1))
+    choices = {"first50": list(range(50)), "kcenter50": cover,
+               "uncertain50": [int(i) for i in np.argsort(poses[..., 2].mean(1))[:50]]}  # fmt: skip
+    files = {}
+    for name, idx in choices.items():
+        keep = {ids[i] for i in idx}
+        doc = {**truth, "annotations": [a for a in truth["annotations"] if a["image_id"] in keep],
+               "images": [im for im in truth["images"] if im["id"] in keep]}  # fmt: skip
+        files[name] = out / f"selection_{name}.json"
+        files[name].write_text(json.dumps(doc))
+    return files
+
+
+def selection_table(out: Path, test: Path) -> None:
+    """`ft50`'s recipe on each choice of 50 labelled frames, 3 seeds each, paired against the first 50; and
+    `ft50` itself (the same first 50, rendered in memory instead of read from files)."""
+    few_labels(out, "", fine_tune_only=True)
+    frames, runs = out / "data/unlabelled_visible", out / "runs"
+    recipe = (out / "sup600.yaml").read_text()
+    synth = "    synth: {population: infant, view: top, n: 600, size: 256, seed: 0, look: thermal}\n"
+    models: dict[str, Path | str] = {}
+    groups: dict[str, list[str]] = {}
+    for name, labels in chosen_frames(out).items():
+        path = out / f"selection_{name}.yaml"
+        path.write_text(recipe.replace(synth, f"    ann: {labels}\n    images: {frames / 'images'}\n"))
+        groups[name] = [f"{name}_s{s}" for s in range(3)]
+        for s in range(3):
+            models[f"{name}_s{s}"] = train(str(path), runs / f"sel_{name}_s{s}", f"train.seed={s}")
+    groups["ft50"] = ["ft50_visible", "ft50_visible_s1", "ft50_visible_s2"]
+    models |= {k: runs / k / "final.safetensors" for k in groups["ft50"]}
+    seed_table(out / "compare_visible_selection", models, groups, {"as_filmed": test}, "first50")
+
+
 def main() -> None:
     from thermal_adaptation import VISIBLE_ROUND_RECIPE
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "group",
-        choices=(
-            "anatomy",
-            "fusion",
-            "noisy",
-            "long",
-            "soft",
-            "noface",
-            "noface_chain",
-            "balance",
-            "few",
-            "few_noadults",
-        ),
-    )
+    groups = ("anatomy", "fusion", "noisy", "long", "soft", "noface", "noface_chain", "balance", "few",
+              "few_noadults", "select")  # fmt: skip
+    ap.add_argument("group", choices=groups)
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
     out = args.out.resolve()
@@ -429,6 +480,8 @@ def main() -> None:
     elif args.group == "balance":
         baseline(out)  # round 3's labels first
         variant_table(out, test, tests["adult"], "balance", balance_round(out))
+    elif args.group == "select":
+        selection_table(out, test)
     elif args.group in ("few", "few_noadults"):
         name, last, finetuned = few_labels(out, VISIBLE_ROUND_RECIPE, adults=args.group == "few")
         variant_table(out, test, tests["adult"], name, last, shown=finetuned, shown_group="ft50")
