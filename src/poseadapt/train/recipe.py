@@ -215,7 +215,9 @@ class TrainSection(Section):
     seed: int = Field(0, ge=0)
     val_interval: int = Field(1, ge=0, description="epochs between validations; 0: never")
     val_at_start: bool = Field(
-        False, description="also validate the weights before the first step (iteration 0): the start model's AP"
+        False,
+        description="also validate the weights before the first step (iteration 0): the start model's AP, which "
+        "best.safetensors then competes with too",
     )
     val_batch_size: int = Field(32, ge=1)
     flip_test: bool = True

@@ -163,7 +163,8 @@ def self_training_rounds(
     OUT/round{r}/ (the run trained on them). A round whose labels and weights are already there is kept, as long as
     every round before it was kept too; a round whose training was stopped continues from its `last.pt`.
     `labelling` (how `label` reads: its options) is recorded in the summary. With `stop_when_worse`, no round is run
-    after one whose validation AP is below the best before it (the rounds have started to drift)."""
+    after one whose validation AP is below the best before it, the start model's among them when round 1's run
+    validated it at iteration 0 (the rounds have started to drift, or do not help)."""
     import shutil
 
     from poseadapt.synth.coco_writer import write_json_atomic
