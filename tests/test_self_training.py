@@ -132,6 +132,7 @@ def test_bad_options_are_one_line_before_any_work(
     no_start.write_text(yaml.safe_dump({**RECIPE, "model": {k: v for k, v in RECIPE["model"].items()
                                                             if k != "checkpoint"}}))  # fmt: skip
     out = tmp_path / "st"
+    labelled = next((setup["images"].parent / "annotations").glob("*.json"))  # RECIPE validates never
     ok = {"recipe": str(setup["recipe"]), "--unlabelled": str(setup["boxes"]), "--images": str(setup["images"])}
     cases = [
         ({"recipe": str(no_start)}, [], "needs model.checkpoint"),
@@ -146,7 +147,9 @@ def test_bad_options_are_one_line_before_any_work(
         ({"--unlabelled": str(empty)}, [], "no person box to label"),
         ({"--images": str(elsewhere)}, [], "0 of 6 images found"),
         ({}, ["--stop-when-worse"], "--stop-when-worse needs a labelled validation set"),
-    ]
+        ({}, ["--stop-when-worse", "--set", f"data.val={{ann: {labelled}, images: {setup['images']}}}"],
+         "train.val_interval is 0"),
+    ]  # fmt: skip
     for changes, extra, message in cases:
         given = {**ok, **changes}
         argv = ["self-train", given.pop("recipe"), *[a for kv in given.items() for a in kv], "--out", str(out), *extra]

@@ -137,6 +137,8 @@ def self_train(
         head = next(s.head for s in checked.data.train if s.ann is not None and s.ann.resolve() == unlabelled.resolve())
     if stop_when_worse and not checked.data.val_sources:
         raise PoseAdaptError("--stop-when-worse needs a labelled validation set in the recipe (data.val)")
+    if stop_when_worse and not checked.train.val_interval:
+        raise PoseAdaptError("--stop-when-worse needs each round validated at its end: train.val_interval is 0")
     start = checked.model.checkpoint
     if start is None:
         raise PoseAdaptError(
