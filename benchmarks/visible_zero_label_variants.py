@@ -265,14 +265,20 @@ def without_face(labels: Path, dest: Path) -> Path:
     return dest
 
 
-def noface_round(out: Path) -> list[Path]:
-    """Round 3 (`visible_debias_round3.yaml`) on its labels less the face keypoints; 3 training seeds."""
-    without_face(out / "visible_debias_round3_labels.json", out / "noface_round3_labels.json")
+def round3_on(out: Path, name: str) -> list[Path]:
+    """Round 3 (`visible_debias_round3.yaml`) trained on OUT/{name}_round3_labels.json instead of its own labels;
+    3 training seeds (`{name}_round3`, `_s1`, `_s2`)."""
     recipe = (out / "visible_debias_round3.yaml").read_text()
-    (out / "noface_round3.yaml").write_text(recipe.replace("visible_debias_round3_labels.json",
-                                                           "noface_round3_labels.json"))  # fmt: skip
-    return [train(str(out / "noface_round3.yaml"), out / "runs" / ("noface_round3" + (f"_s{i}" if i else "")),
+    (out / f"{name}_round3.yaml").write_text(recipe.replace("visible_debias_round3_labels.json",
+                                                            f"{name}_round3_labels.json"))  # fmt: skip
+    return [train(str(out / f"{name}_round3.yaml"), out / "runs" / (f"{name}_round3" + (f"_s{i}" if i else "")),
                   f"train.seed={i}") for i in range(3)]  # fmt: skip
+
+
+def noface_round(out: Path) -> list[Path]:
+    """Round 3 on its labels less the face keypoints; 3 training seeds."""
+    without_face(out / "visible_debias_round3_labels.json", out / "noface_round3_labels.json")
+    return round3_on(out, "noface")
 
 
 def noface_chain(out: Path) -> tuple[list[Path], dict[str, Path]]:
@@ -343,14 +349,10 @@ def balanced_labels(labels: Path, prior_poses: Path, dest: Path, cap: float = 4.
 
 
 def balance_round(out: Path) -> list[Path]:
-    """Round 3 (`visible_debias_round3.yaml`) on its labels balanced towards the prior's arm extension; 3 seeds."""
+    """Round 3 on its labels balanced towards the prior's arm extension; 3 training seeds."""
     balanced_labels(out / "visible_debias_round3_labels.json", out / "data/infant_prior" / ANN_INFANT,
                     out / "balance_round3_labels.json")  # fmt: skip
-    recipe = (out / "visible_debias_round3.yaml").read_text()
-    (out / "balance_round3.yaml").write_text(recipe.replace("visible_debias_round3_labels.json",
-                                                            "balance_round3_labels.json"))  # fmt: skip
-    return [train(str(out / "balance_round3.yaml"), out / "runs" / ("balance_round3" + (f"_s{i}" if i else "")),
-                  f"train.seed={i}") for i in range(3)]  # fmt: skip
+    return round3_on(out, "balance")
 
 
 LABELLED50 = """\

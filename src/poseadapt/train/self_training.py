@@ -40,34 +40,34 @@ class RoundResult:
     val_ap: float | None = None  # the round's final weights on the recipe's data.val (None without one)
 
 
-def final_val_ap(run_dir: Path) -> float | None:
-    """The validation AP of a run's final weights: its `val_log.csv` row at the iteration `final.safetensors` was
-    written at (validation runs after the last epoch); None when that row is missing (no `data.val`, or a run
-    that `train.max_iters` stopped inside an epoch)."""
-    import csv
-
-    from poseadapt.interop.checkpoint import read_header
-
-    log, final = run_dir / "val_log.csv", run_dir / "final.safetensors"
-    if not log.is_file() or not final.is_file():
-        return None
-    iteration = read_header(final).get("provenance", {}).get("training", {}).get("iteration")
-    with log.open(newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("val/AP") and row.get("iteration") == str(iteration)]
-    return float(rows[-1]["val/AP"]) if rows else None
-
-
-def start_val_ap(run_dir: Path) -> float | None:
-    """The validation AP of the weights a run started from: its `val_log.csv` row at iteration 0 (written with
-    `train.val_at_start`); None without one."""
+def _val_ap_at(run_dir: Path, iteration: object, last: bool = True) -> float | None:
+    """The `val/AP` of a run's `val_log.csv` row at `iteration` (the last such row, else the first); None without."""
     import csv
 
     log = run_dir / "val_log.csv"
     if not log.is_file():
         return None
     with log.open(newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("val/AP") and row.get("iteration") == "0"]
-    return float(rows[0]["val/AP"]) if rows else None
+        rows = [row for row in csv.DictReader(f) if row.get("val/AP") and row.get("iteration") == str(iteration)]
+    return float(rows[-1 if last else 0]["val/AP"]) if rows else None
+
+
+def final_val_ap(run_dir: Path) -> float | None:
+    """The validation AP of a run's final weights: its `val_log.csv` row at the iteration `final.safetensors` was
+    written at (validation runs after the last epoch); None when that row is missing (no `data.val`, or a run
+    that `train.max_iters` stopped inside an epoch)."""
+    from poseadapt.interop.checkpoint import read_header
+
+    final = run_dir / "final.safetensors"
+    if not final.is_file():
+        return None
+    return _val_ap_at(run_dir, read_header(final).get("provenance", {}).get("training", {}).get("iteration"))
+
+
+def start_val_ap(run_dir: Path) -> float | None:
+    """The validation AP of the weights a run started from: its `val_log.csv` row at iteration 0 (written with
+    `train.val_at_start`); None without one."""
+    return _val_ap_at(run_dir, 0, last=False)
 
 
 def best_round(results: list[RoundResult], start: RoundResult | None = None) -> RoundResult | None:
