@@ -219,3 +219,59 @@ def test_debias_moves_the_labels_carried_proportions_and_reports_them(
         err = capsys.readouterr().err
         assert f"needs {missing} too" in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "alone.json").exists()
+
+
+def test_share_thresholds_keep_each_types_most_confident_share() -> None:
+    from poseadapt.evaluate.pseudo_labels import share_thresholds
+
+    scores = np.array([[0.9, 0.1, np.nan], [0.8, 0.2, np.nan], [0.7, 0.3, np.nan], [0.6, np.nan, np.nan]])
+    # column 0: 4 readings, half -> the 2nd best; column 1: 3 readings, ceil(1.5) = 2 -> the 2nd best; none -> inf
+    np.testing.assert_array_equal(share_thresholds(scores, 0.5), [0.8, 0.2, np.inf])
+    np.testing.assert_array_equal(share_thresholds(scores, 1.0), [0.6, 0.1, np.inf])
+    np.testing.assert_array_equal(share_thresholds(scores, 0.01), [0.9, 0.3, np.inf])
+    for bad in (0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="share must be in"):
+            share_thresholds(scores, bad)
+
+
+def test_keep_share_labels_each_keypoint_on_its_most_confident_people(
+    unlabelled: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--keep-share 0.5` on 6 people: every keypoint type labelled on its 3 highest-scoring people (by `eval`'s
+    scores of the same readings), on top of `--min-score`; a share of 1 changes nothing; bad shares are one line."""
+    labelled, boxes = unlabelled
+    images = labelled.parent.parent / "images"
+    args = ["pseudo-label", "--checkpoint", "builtin:synthpose-vit-tiny", "--ann", str(boxes), "--images",
+            str(images), "--json"]  # fmt: skip
+    assert run([*args, "--out", str(tmp_path / "half.json"), "--min-score", "-1", "--keep-share", "0.5"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["keep_share"] == 0.5 and summary["share_kept"] == pytest.approx(0.5)
+    preds_file = tmp_path / "preds.json"
+    assert run(["eval", "--checkpoint", "builtin:synthpose-vit-tiny", "--ann", str(labelled), "--images",
+                str(images), "--out", str(preds_file), "--json"]) == 0  # fmt: skip
+    capsys.readouterr()
+    preds = {p["image_id"]: np.array(p["keypoints"]).reshape(-1, 3) for p in json.loads(preds_file.read_text())}
+    raw = json.loads((tmp_path / "half.json").read_text())["annotations"]
+    scores = np.stack([preds[a["image_id"]][:, 2] for a in raw])  # (6, 17)
+    kept = np.stack([np.array(a["keypoints"]).reshape(-1, 3)[:, 2] == 2 for a in raw])
+    assert (kept.sum(axis=0) == 3).all()
+    top3 = np.argsort(-scores, axis=0)[:3]
+    for k in range(17):
+        assert set(np.flatnonzero(kept[:, k])) == set(top3[:, k]), k
+    thresholds = np.array(list(summary["share_thresholds"].values()))
+    np.testing.assert_allclose(thresholds, np.sort(scores, axis=0)[-3], atol=2e-3)  # eval rounds its scores
+    # on top of --min-score: a type below it stays unlabelled; a share of 1 is the plain labels
+    assert run([*args, "--out", str(tmp_path / "both.json"), "--min-score", "0.3", "--keep-share", "0.5"]) == 0
+    capsys.readouterr()
+    both = load_coco_keypoints(tmp_path / "both.json", "coco17").keypoints[..., 2] > 0
+    np.testing.assert_array_equal(both, kept & (scores >= 0.3))
+    assert run([*args, "--out", str(tmp_path / "one.json"), "--min-score", "0.3", "--keep-share", "1"]) == 0
+    assert run([*args, "--out", str(tmp_path / "plain.json"), "--min-score", "0.3"]) == 0
+    capsys.readouterr()
+    one, plain = (json.loads((tmp_path / f).read_text())["annotations"] for f in ("one.json", "plain.json"))
+    assert one == plain
+    for bad in ("0", "1.5", "nan"):
+        assert run([*args, "--out", str(tmp_path / "bad.json"), "--keep-share", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == f"error: --keep-share must be a share of people in (0, 1], got {float(bad)}"
+        assert not (tmp_path / "bad.json").exists()

@@ -61,8 +61,8 @@ def test_each_round_is_pseudo_label_then_a_fresh_copy_trained_and_finished_round
 ) -> None:
     out = tmp_path / "st"
     args = ["self-train", str(setup["recipe"]), "--unlabelled", str(setup["boxes"]), "--images", str(setup["images"]),
-            "--out", str(out), "--rounds", "2", "--min-score", "0.3", "--decode-prior", str(setup["prior"]),
-            "--left-right", "either"]  # fmt: skip
+            "--out", str(out), "--rounds", "2", "--min-score", "0.3", "--keep-share", "0.8", "--decode-prior",
+            str(setup["prior"]), "--left-right", "either"]  # fmt: skip
     code, text, err = run(args, capsys)
     assert code == 0, err
     assert "round 1:" in text and "round 2:" in text and "done: 2 rounds" in text
@@ -70,12 +70,13 @@ def test_each_round_is_pseudo_label_then_a_fresh_copy_trained_and_finished_round
     finals = [out / f"round{r}" / "final.safetensors" for r in (1, 2)]
     assert summary["final_checkpoint"] == str(finals[1]) and all(f.is_file() for f in finals)
     assert [r["labelled_by"] for r in summary["rounds"]] == [START, str(finals[0])]
+    assert summary["labelling"]["keep_share"] == 0.8
     # each round's labels are what `pseudo-label` writes with the same options and the round before's model
     for r, labeller in ((1, START), (2, str(finals[0]))):
         expected = tmp_path / f"expected{r}.json"
         code, _, err = run(["pseudo-label", "--checkpoint", labeller, "--ann", str(setup["boxes"]), "--images",
-                            str(setup["images"]), "--out", str(expected), "--min-score", "0.3", "--decode-prior",
-                            str(setup["prior"])], capsys)  # fmt: skip
+                            str(setup["images"]), "--out", str(expected), "--min-score", "0.3", "--keep-share", "0.8",
+                            "--decode-prior", str(setup["prior"])], capsys)  # fmt: skip
         assert code == 0, err
         np.testing.assert_array_equal(keypoints(out / f"round{r}_labels.json"), keypoints(expected))
     assert not np.array_equal(keypoints(out / "round1_labels.json"), keypoints(out / "round2_labels.json"))
@@ -144,6 +145,7 @@ def test_bad_options_are_one_line_before_any_work(
         ({}, ["--set", "optim.lrr=1"], "unknown key"),
         ({}, ["--decode-prior", str(tmp_path / "none.safetensors")], "none.safetensors"),
         ({}, ["--min-score", "nan"], "--min-score must be a number"),
+        ({}, ["--keep-share", "0"], "--keep-share must be a share of people in (0, 1]"),
         ({"--unlabelled": str(empty)}, [], "no person box to label"),
         ({"--images": str(elsewhere)}, [], "0 of 6 images found"),
         ({}, ["--stop-when-worse"], "--stop-when-worse needs a labelled validation set"),

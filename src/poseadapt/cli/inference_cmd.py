@@ -325,11 +325,13 @@ def pseudo_label_cmd(
     upright_test: bool = False,
     invert_images: bool = False,
     debias: tuple[Path | None, Path | None] = (None, None),
+    keep_share: float | None = None,
 ) -> None:
     from poseadapt.cli.io import check_output, print_json, write_json
     from poseadapt.evaluate.pseudo_labels import pseudo_label_file, read_boxes_file
 
     check_min_score(min_score)
+    check_keep_share(keep_share)
     if not images.is_dir():
         raise PoseAdaptError(f"--images must be a folder, got {images}")
     check_output(out, "--out")
@@ -340,7 +342,7 @@ def pseudo_label_cmd(
     debiaser = proportion_debias(*debias, schema)
     labelled, summary = pseudo_label_file(
         model, data, images, min_score=min_score, head=head, decoder=decoder, flip_test=flip, upright_test=upright_test,
-        debias=debiaser,
+        debias=debiaser, keep_share=keep_share,
     )  # fmt: skip
     write_json(out, labelled)
     summary["out"] = str(out)
@@ -349,11 +351,18 @@ def pseudo_label_cmd(
     if json_out:
         print_json(summary)
         return
+    capped = f", each keypoint on at most {keep_share:.0%} of people" if keep_share is not None else ""
     sys.stdout.write(
         f"pseudo-labelled {summary['people']} people ({summary['schema']}): {summary['share_kept']:.0%} of keypoints "
-        f"scored >= {min_score} -> {out}\n"
+        f"scored >= {min_score}{capped} -> {out}\n"
     )
     sys.stdout.write(debias_lines(summary))
+
+
+def check_keep_share(keep_share: float | None) -> None:
+    """--keep-share is a share of people: in (0, 1]."""
+    if keep_share is not None and not 0.0 < keep_share <= 1.0:
+        raise PoseAdaptError(f"--keep-share must be a share of people in (0, 1], got {keep_share}")
 
 
 def debias_lines(summary: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from poseadapt.cli.options import DecodePrior, InvertImages, UprightTest
+from poseadapt.cli.options import DecodePrior, InvertImages, KeepShare, UprightTest
 
 app = typer.Typer(
     name="poseadapt",
@@ -321,6 +321,7 @@ def pseudo_label(
             help="COCO file of labelled poses of the target population (e.g. the one its pose prior was fit on).",
         ),
     ] = None,
+    keep_share: KeepShare = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Label unlabelled person boxes with a model: a COCO keypoint file for self-training rounds."""
@@ -328,7 +329,7 @@ def pseudo_label(
 
     inference_cmd.pseudo_label_cmd(
         checkpoint, ann, images, out, min_score, head, flip, decode_prior, json_out, upright_test=upright,
-        invert_images=invert_images, debias=(debias_source, debias_target),
+        invert_images=invert_images, debias=(debias_source, debias_target), keep_share=keep_share,
     )  # fmt: skip
 
 

@@ -34,3 +34,13 @@ InvertImages = Annotated[
         "colour-trained weights (the recipe key model.invert_input builds it into a model).",
     ),
 ]
+
+KeepShare = Annotated[
+    float | None,
+    typer.Option(
+        "--keep-share",
+        help="Also cap each keypoint type at this share of people, keeping its most confident readings (0-1; "
+        "class-balanced self-training): a type read confidently everywhere, right or wrong, is not labelled on "
+        "everyone. Default: no cap.",
+    ),
+]

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from poseadapt.cli.options import DecodePrior, UprightTest
+from poseadapt.cli.options import DecodePrior, KeepShare, UprightTest
 from poseadapt.errors import PoseAdaptError
 
 
@@ -36,6 +36,7 @@ def self_train(
     min_score: Annotated[
         float, typer.Option("--min-score", help="Keypoints scoring below this are left unlabelled.")
     ] = 0.4,
+    keep_share: KeepShare = None,
     decode_prior: DecodePrior = None,
     debias_source: Annotated[
         Path | None,
@@ -96,7 +97,7 @@ def self_train(
     json_out: Annotated[bool, typer.Option("--json", help="No progress bars; print the summary as JSON.")] = False,
 ) -> None:
     """Adapt a model with unlabelled images: rounds of pseudo-labelling and training a fresh copy on the labels."""
-    from poseadapt.cli.inference_cmd import check_min_score
+    from poseadapt.cli.inference_cmd import check_keep_share, check_min_score
     from poseadapt.cli.io import check_output, print_json
     from poseadapt.evaluate.pseudo_labels import check_box_images, read_boxes_file
     from poseadapt.train.recipe import apply_overrides, recipe_data, recipe_from_dict
@@ -112,6 +113,7 @@ def self_train(
     if rounds < 1:
         raise PoseAdaptError(f"--rounds must be 1 or more, got {rounds}")
     check_min_score(min_score)
+    check_keep_share(keep_share)
     if left_right not in (None, "as_labelled", "either"):
         raise PoseAdaptError(f"--left-right must be as_labelled or either, got {left_right!r}")
     if not images.is_dir():
@@ -146,7 +148,7 @@ def self_train(
             "model.checkpoint=builtin:synthpose-vit-tiny)"
         )
     label = _Labeller(boxes, images, min_score, decode_prior, (debias_source, debias_target), invert_first, upright,
-                      head, flip)  # fmt: skip
+                      head, flip, keep_share)  # fmt: skip
     label.check(start)  # the prior and the debias files against the start model's schema, before any work
     report = None if json_out else _print_round
     try:
@@ -188,10 +190,12 @@ class _Labeller:
         upright: bool,
         head: str | None = None,
         flip: bool = True,
+        keep_share: float | None = None,
     ) -> None:
         self.boxes, self.images, self.min_score, self.decode_prior = boxes, images, min_score, decode_prior
         self.debias, self.invert_first, self.upright = debias, invert_first, upright
         self.head, self.flip = head, flip  # the labelling head by name (None: the first); the flip test
+        self.keep_share = keep_share
 
     def _reader(self, checkpoint: str | Path, round_: int) -> tuple[Any, Any, Any]:
         from poseadapt.cli.inference_cmd import prior_decoder, proportion_debias, reading_model
@@ -208,7 +212,7 @@ class _Labeller:
         source, target = self.debias
         return {"min_score": self.min_score, "decode_prior": _text(self.decode_prior), "debias_source": _text(source),
                 "debias_target": _text(target), "invert_first": self.invert_first, "upright_test": self.upright,
-                "head": self.head, "flip_test": self.flip}  # fmt: skip
+                "head": self.head, "flip_test": self.flip, "keep_share": self.keep_share}  # fmt: skip
 
     def __call__(self, checkpoint: str | Path, round_: int) -> tuple[dict[str, Any], dict[str, Any]]:
         from poseadapt.evaluate.pseudo_labels import pseudo_label_file
@@ -216,7 +220,7 @@ class _Labeller:
         model, decoder, debias = self._reader(checkpoint, round_)
         return pseudo_label_file(model, self.boxes, self.images, min_score=self.min_score, head=self.head,
                                  decoder=decoder, flip_test=self.flip, upright_test=self.upright,
-                                 debias=debias)  # fmt: skip
+                                 debias=debias, keep_share=self.keep_share)  # fmt: skip
 
 
 def _text(path: Path | None) -> str | None:

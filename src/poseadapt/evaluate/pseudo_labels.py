@@ -3,7 +3,10 @@
 Offline self-training (label, train a fresh student, label again with it) is the round-based cousin of the
 online mean teacher: each round's labels are fixed, so the student cannot drift with its own teacher inside a
 round. Keypoints scoring below `min_score` are written as unlabelled (0, 0, 0), so the heatmap loss ignores them;
-`decoder` (e.g. a `PriorDecoder`) re-picks implausible poses first. Measured in docs/ADAPTATION_RESULTS.md.
+`decoder` (e.g. a `PriorDecoder`) re-picks implausible poses first. `keep_share` caps, per keypoint type, the
+share of people labelled (the class-wise portion of class-balanced self-training, Zou et al. 2018): one global
+threshold keeps nearly every reading of a type the model reads confidently everywhere, right or wrong, and few of a
+type it is unsure of. Measured in docs/ADAPTATION_RESULTS.md.
 """
 
 from __future__ import annotations
@@ -56,6 +59,20 @@ def check_box_images(data: dict[str, Any], images: str | Path) -> int:
     return len(anns)
 
 
+def share_thresholds(scores: np.ndarray, share: float) -> np.ndarray:
+    """Per keypoint type (column of an (N, K) score array), the score of its ceil(share * n)-th most confident
+    reading among its n finite ones: keeping scores at or above it keeps that share of the type (more on ties).
+    A type with no finite score gets +inf (nothing kept)."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    out = np.full(scores.shape[1], np.inf)
+    for k in range(scores.shape[1]):
+        finite = np.sort(scores[np.isfinite(scores[:, k]), k])[::-1]
+        if len(finite):
+            out[k] = finite[math.ceil(share * len(finite)) - 1]
+    return out
+
+
 def pseudo_label_file(
     model: Any,
     data: dict[str, Any],
@@ -67,10 +84,13 @@ def pseudo_label_file(
     flip_test: bool = True,
     upright_test: bool = False,
     debias: ProportionDebias | None = None,
+    keep_share: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(COCO keypoint file in the head's schema, summary) for every non-crowd box of `data` (`read_boxes_file`).
 
-    `debias` moves the kept keypoints' axial proportions off the source population's (evaluate.proportions)."""
+    `keep_share` also drops, per keypoint type, the readings below that type's `share_thresholds` (of all people's
+    readings, not only those passing `min_score`); `debias` moves the kept keypoints' axial proportions off the
+    source population's (evaluate.proportions)."""
     from poseadapt.evaluate.topdown import People, predict_people, read_image
 
     index = model.head_index(head) if isinstance(head, str) else int(head or 0)
@@ -89,7 +109,11 @@ def pseudo_label_file(
         nms_threshold=None, upright_test=upright_test,
     )  # fmt: skip
     kp = preds.keypoints.reshape(len(anns), len(schema), 3)
-    sure = np.isfinite(kp).all(axis=2) & (kp[..., 2] >= min_score)
+    read = np.isfinite(kp).all(axis=2)
+    sure = read & (kp[..., 2] >= min_score)
+    cut = None if keep_share is None else share_thresholds(np.where(read, kp[..., 2], np.nan), keep_share)
+    if cut is not None:
+        sure &= kp[..., 2] >= cut
     labels = np.where(sure[..., None], np.concatenate([kp[..., :2], np.full(sure.shape + (1,), 2.0)], axis=2), 0.0)
     report = None
     if debias is not None and len(anns):
@@ -109,6 +133,9 @@ def pseudo_label_file(
     total = len(out_anns) * len(schema)
     summary = {"people": len(out_anns), "schema": schema.name, "min_score": min_score, "keypoints_kept": kept,
                "share_kept": kept / total if total else math.nan}  # fmt: skip
+    if cut is not None:
+        summary["keep_share"] = keep_share
+        summary["share_thresholds"] = {n: round(float(t), 4) for n, t in zip(schema.keypoints, cut, strict=True)}
     if report is not None:
         summary["debias"] = report
     return out, summary
