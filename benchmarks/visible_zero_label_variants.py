@@ -11,6 +11,8 @@
     .venv/bin/python benchmarks/visible_zero_label_variants.py few [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py few_noadults [--out bench_out/thermal]
     .venv/bin/python benchmarks/visible_zero_label_variants.py select [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py share [--out bench_out/thermal]
+    .venv/bin/python benchmarks/visible_zero_label_variants.py share_chain [--out bench_out/thermal]
 
 Session 19's debiased rounds on 600 colour frames of top-view infants (`thermal_adaptation.py visible`: prior-guided
 pseudo-labels, proportion debiasing, 3 rounds of a fresh copy of the built-in model on the labels plus 600 labelled
@@ -48,6 +50,11 @@ reuses that chain (it is run first if it is not cached in OUT) and the same visi
   a few frames when zero labels fall short. `few_noadults`: the same rounds without the labelled adults.
 - `select`: which 50 frames to label: the first 50 (random order), a k-center cover of the built-in model's poses,
   or the 50 it is least sure of; `ft50`'s recipe on each, 3 seeds, paired against the first 50.
+- `share`: round 3 on round 2's labels capped per keypoint type (`pseudo-label --keep-share` 0.5, then 0.7): each
+  type labelled on at most that share of the people, its most confident readings (the class-wise portion of
+  class-balanced self-training, Zou et al. 2018; one global threshold labels the confidently wrong face on 97% of
+  people and the wrists on 55%). 3 seeds each, paired. `share_chain`: `--keep-share 0.5` in every round
+  (`self-train`), 3 seeds of round 3, paired.
 """
 
 from __future__ import annotations
@@ -178,9 +185,10 @@ def fusion(out: Path, test: Path) -> None:
             print(f"| {name} | {'prior' if decoder else 'arg-max'} | {' | '.join(cells)} |", flush=True)
 
 
-def variant_chain(out: Path, name: str, recipe_text: str, *sets: str) -> list[Path]:
+def variant_chain(out: Path, name: str, recipe_text: str, *sets: str, labelling: tuple[str, ...] = ()) -> list[Path]:
     """`poseadapt self-train` of the debiased rounds' recipe (`recipe_text`, its labels' entry naming the unlabelled
-    file) with the chain's labelling options, then 2 more training seeds of round 3: round 3's three runs."""
+    file) with the chain's labelling options (and `labelling`, more of them), then 2 more training seeds of round
+    3: round 3's three runs."""
     runs, frames = out / "runs", out / "data/unlabelled_visible"
     boxes = frames / ANN_INFANT
     recipe = out / f"{name}_self_train.yaml"
@@ -189,8 +197,9 @@ def variant_chain(out: Path, name: str, recipe_text: str, *sets: str) -> list[Pa
     sh("self-train", str(recipe), "--unlabelled", str(boxes), "--images", str(frames / "images"), "--out", str(chain),
        "--rounds", "3", "--decode-prior", str(infant_prior(out)), "--debias-source",
        str(out / "data/source_adults/annotations/adult_coco17.json"), "--debias-target",
-       str(out / "data/infant_prior" / ANN_INFANT), *[a for s in ("data.val=null", "train.progress=false", *sets)
-                                                       for a in ("--set", s)], "--json")  # fmt: skip
+       str(out / "data/infant_prior" / ANN_INFANT), *labelling, *[a for s in ("data.val=null", "train.progress=false",
+                                                                           *sets) for a in ("--set", s)],
+       "--json")  # fmt: skip
     last = [chain / "round3/final.safetensors"]
     for seed in (1, 2):
         last.append(train(str(chain / "round3/recipe.yaml"), runs / f"{name}_round3_s{seed}", f"train.seed={seed}"))
@@ -281,21 +290,25 @@ def noface_round(out: Path) -> list[Path]:
     return round3_on(out, "noface")
 
 
+def labelling_options(out: Path) -> tuple[str, ...]:
+    """The chain's labelling options after `--checkpoint`/`--out`: the unlabelled frames, threshold, prior, debias."""
+    frames = out / "data/unlabelled_visible"
+    return ("--ann", str(frames / ANN_INFANT), "--images", str(frames / "images"), "--min-score", "0.4",
+            "--decode-prior", str(infant_prior(out)), "--debias-source",
+            str(out / "data/source_adults/annotations/adult_coco17.json"), "--debias-target",
+            str(out / "data/infant_prior" / ANN_INFANT))  # fmt: skip
+
+
 def noface_chain(out: Path) -> tuple[list[Path], dict[str, Path]]:
     """The debiased rounds with the face keypoints removed from every round's labels (round 1's labels are the
     chain's own, from the built-in model); 3 training seeds of round 3, and rounds 1 and 2."""
-    frames = out / "data/unlabelled_visible"
-    debias = ("--debias-source", str(out / "data/source_adults/annotations/adult_coco17.json"),
-              "--debias-target", str(out / "data/infant_prior" / ANN_INFANT))  # fmt: skip
     teacher: Path | None = None
     for r in (1, 2, 3):
         labels = out / f"nofacechain_round{r}_labels.json"
         if not labels.is_file():
             raw = out / f"visible_debias_round{r}_labels.json" if r == 1 else out / f"nofacechain_raw{r}.json"
             if r > 1:
-                sh("pseudo-label", "--checkpoint", str(teacher), "--ann", str(frames / ANN_INFANT), "--images",
-                   str(frames / "images"), "--out", str(raw), "--min-score", "0.4", "--decode-prior",
-                   str(infant_prior(out)), *debias)  # fmt: skip
+                sh("pseudo-label", "--checkpoint", str(teacher), "--out", str(raw), *labelling_options(out))
             without_face(raw, labels)
         recipe = (out / "visible_debias_round3.yaml").read_text()
         (out / f"nofacechain_round{r}.yaml").write_text(recipe.replace(str(out / "visible_debias_round3_labels.json"),
@@ -353,6 +366,17 @@ def balance_round(out: Path) -> list[Path]:
     balanced_labels(out / "visible_debias_round3_labels.json", out / "data/infant_prior" / ANN_INFANT,
                     out / "balance_round3_labels.json")  # fmt: skip
     return round3_on(out, "balance")
+
+
+def share_round(out: Path, share: float) -> tuple[str, list[Path]]:
+    """Round 3 on round 2's labels made with `--keep-share` `share` on top of the chain's options (every keypoint
+    type labelled on at most that share of the 600 people, its most confident readings); 3 training seeds."""
+    name = f"share{round(100 * share)}"
+    labels = out / f"{name}_round3_labels.json"
+    if not labels.is_file():
+        print(sh("pseudo-label", "--checkpoint", str(out / "runs/visible_debias_round2/final.safetensors"), "--out",
+                 str(labels), *labelling_options(out), "--keep-share", str(share)))  # fmt: skip
+    return name, round3_on(out, name)
 
 
 LABELLED50 = """\
@@ -458,7 +482,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     groups = ("anatomy", "fusion", "noisy", "long", "soft", "noface", "noface_chain", "balance", "few",
-              "few_noadults", "select")  # fmt: skip
+              "few_noadults", "select", "share", "share_chain")  # fmt: skip
     ap.add_argument("group", choices=groups)
     ap.add_argument("--out", type=Path, default=Path("bench_out/thermal"))
     args = ap.parse_args()
@@ -482,6 +506,14 @@ def main() -> None:
     elif args.group == "balance":
         baseline(out)  # round 3's labels first
         variant_table(out, test, tests["adult"], "balance", balance_round(out))
+    elif args.group == "share":
+        baseline(out)  # round 2, the labeller, first
+        for share in (0.5, 0.7):
+            name, last = share_round(out, share)
+            variant_table(out, test, tests["adult"], name, last)
+    elif args.group == "share_chain":
+        last = variant_chain(out, "sharechain", VISIBLE_ROUND_RECIPE, labelling=("--keep-share", "0.5"))
+        variant_table(out, test, tests["adult"], "sharechain", last)
     elif args.group == "select":
         selection_table(out, test)
     elif args.group in ("few", "few_noadults"):
